@@ -1,0 +1,14 @@
+# clinxai: evaluate heatmap explanations of multi-modal medical-image classifiers (Clinical XAI Guidelines).
+# Thin entry point: config, validation (rules/common.smk), one rule file per stage, the default target.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,77 @@
+"""Configuration validation with readable errors: every problem names the key and the expected form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from . import ClinxaiError
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+# Where each task's data folder lives in the config, and what it must contain.
+DATA_PATH_KEYS = {
+    ("glioma", "brats"): ("brats_dir", "name_mapping.csv"),
+    ("knee", "mrnet"): ("mrnet_dir", "train-meniscus.csv"),
+}
+
+
+class ConfigError(ClinxaiError):
+    pass
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    key = _key(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        where = _key(err.absolute_path)
+        return (f"unknown config key(s) {', '.join(f'{where}.{e}' if err.absolute_path else e for e in extra)}; "
+                f"allowed here: {', '.join(allowed)}")
+    if err.validator == "required":
+        return f"config key {key}: {err.message}"
+    expected = err.schema.get("description") or _expected(err.schema)
+    return f"config key {key} = {err.instance!r}: {err.message}" + (f" (expected {expected})" if expected else "")
+
+
+def _expected(schema: dict) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(map(repr, schema["enum"]))
+    if "type" in schema:
+        t = schema["type"]
+        return " or ".join(t) if isinstance(t, list) else t
+    return ""
+
+
+def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) -> None:
+    """Raise ConfigError listing every schema violation, then check configured data folders exist."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n  - ".join(_describe(e) for e in errors)
+        raise ConfigError(f"invalid configuration:\n  - {lines}\nSee config/README.md for every key.")
+    fr = config["split"]["fractions"]
+    if abs(sum(fr.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"config key split.fractions = {fr}: the fractions must sum to 1.")
+    if check_paths:
+        for task in config["tasks"]:
+            cfg = config["data"][task]
+            key_file = DATA_PATH_KEYS.get((task, cfg["source"]))
+            if key_file is None:
+                continue
+            key, marker = key_file
+            root = Path(cfg[key])
+            if not (root / marker).is_file():
+                raise ConfigError(f"config key data.{task}.{key} = {cfg[key]!r}: {root / marker} not found. "
+                                  f"Point it at the folder that holds {marker}.")
+            boxes = cfg.get("boxes_dir")
+            if task == "knee" and boxes and not Path(boxes).is_dir():
+                raise ConfigError(f"config key data.knee.boxes_dir = {boxes!r}: folder not found "
+                                  "(set it to null to run without menisci boxes).")

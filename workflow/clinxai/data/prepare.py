@@ -1,0 +1,142 @@
+"""Data preparation: validate every case, resize to the training grid, z-score, split, cache as .npz.
+
+Training and the later stages read only the cache (`arrays/<case>.npz`), never NIfTI again.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import ClinxaiError
+from ..io import atomic_dir, save_csv, save_json
+from . import brats, mrnet
+from .checks import BadCasePolicy, CaseError
+from .split import stratified_split
+
+
+def _resize(volume: np.ndarray, grid, mode: str) -> np.ndarray:
+    """Resize C x spatial to C x grid. Trilinear with anti-aliasing for images, nearest for label maps."""
+    from monai.transforms import Resize
+
+    anti_alias = mode != "nearest" and any(s > g for s, g in zip(volume.shape[1:], grid))
+    out = Resize(spatial_size=tuple(grid), mode=mode, anti_aliasing=anti_alias)(torch.as_tensor(volume))
+    return np.asarray(out)
+
+
+def resized_affine(affine: np.ndarray, old_shape, new_shape) -> np.ndarray:
+    """Affine of a grid resampled from old_shape to new_shape over the same field of view."""
+    zoom = np.asarray(old_shape, float) / np.asarray(new_shape, float)
+    scale = np.eye(4)
+    scale[:3, :3] = np.diag(zoom)
+    scale[:3, 3] = 0.5 * zoom - 0.5  # voxel centres, half-pixel convention of torch's align_corners=False
+    return affine @ scale
+
+
+def zscore(image: np.ndarray, region: np.ndarray, case: str, path) -> np.ndarray:
+    """Per-channel z-score over `region` voxels; zero outside it."""
+    if not region.any():
+        raise CaseError(case, path, "no foreground voxel after resizing", "Check the volume is not blank.")
+    out = np.zeros_like(image, dtype=np.float32)
+    for c in range(image.shape[0]):
+        vals = image[c][region]
+        std = vals.std()
+        out[c][region] = (vals - vals.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+def _prepare_brats_case(row, grid, require_seg: bool):
+    image, seg, affine = brats.load_case(Path(row.path), require_seg)
+    brain = (image != 0).any(0)[None].astype(np.uint8)
+    out = {
+        "image": None,
+        "brain": _resize(brain, grid, "nearest")[0].astype(np.uint8),
+        "affine": resized_affine(affine, image.shape[1:], grid),
+        "source_shape": np.array(image.shape[1:]),
+    }
+    out["image"] = zscore(_resize(image, grid, "trilinear"), out["brain"] > 0, row.case, row.path)
+    if seg is not None:
+        out["seg"] = _resize(seg[None].astype(np.float32), grid, "nearest")[0].astype(np.uint8)
+        if not (out["seg"] > 0).any():
+            raise CaseError(row.case, row.path, "tumour vanishes when resized to the grid",
+                            f"Use a finer data.glioma.grid than {list(grid)}.")
+    return out
+
+
+def _prepare_mrnet_case(row, root, boxes_dir, grid):
+    views, boxes = mrnet.load_case(root, row.source_split, row.case, boxes_dir)
+    out = {}
+    for view, arr in views.items():
+        resized = _resize(arr[None], grid, "trilinear")
+        out[view] = zscore(resized, np.ones(resized.shape[1:], bool), row.case, root)[0]
+        if boxes is not None:
+            out[f"box_{view}"] = _resize(boxes[view][None].astype(np.float32), grid, "nearest")[0].astype(np.uint8)
+        out[f"source_shape_{view}"] = np.array(arr.shape)
+    return out
+
+
+def _run_cases(cases: pd.DataFrame, fn, policy: BadCasePolicy, out_dir: Path, threads: int) -> pd.DataFrame:
+    """Apply `fn` to every case in parallel, write arrays/<case>.npz, and return the cases that succeeded."""
+
+    def work(row):
+        try:
+            arrays = fn(row)
+        except CaseError as err:
+            return row.case, err
+        np.savez(out_dir / f"{row.case}.npz", **arrays)
+        return row.case, None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(work, cases.itertuples(index=False)))
+    failed = set()
+    for case, err in results:  # in case order, so `stop` reports the first bad case deterministically
+        if err is not None:
+            failed.add(case)
+            policy.handle(err)
+    return cases[~cases["case"].isin(failed)].reset_index(drop=True)
+
+
+def prepare(task: str, data_cfg: dict, split_cfg: dict, out: dict, threads: int = 1) -> dict:
+    """Prepare one task. `out` has paths: split, excluded, meta, arrays (a directory)."""
+    start = time.perf_counter()
+    policy = BadCasePolicy(data_cfg.get("on_bad_case", "stop"))
+    grid = [int(g) for g in data_cfg["grid"]]
+    with atomic_dir(out["arrays"]) as arrays_dir:
+        if task == "glioma":
+            root = Path(data_cfg["root"])
+            cases = brats.scan(root, policy)
+            cases = _run_cases(cases, lambda r: _prepare_brats_case(r, grid, True), policy, arrays_dir, threads)
+            channels = list(brats.CHANNEL_NAMES)
+        elif task == "knee":
+            root = Path(data_cfg["root"])
+            boxes_dir = data_cfg.get("boxes_dir")
+            cases = mrnet.scan(root, policy)
+            cases = _run_cases(cases, lambda r: _prepare_mrnet_case(r, root, boxes_dir, grid), policy, arrays_dir,
+                               threads)
+            channels = list(mrnet.VIEWS)
+        else:
+            raise ClinxaiError(f"prepare: unknown task {task!r}")
+        if cases.empty:
+            raise ClinxaiError(f"{task}: every case was excluded; see the excluded list for why.")
+        split = stratified_split(cases[["case", "label"]], split_cfg["fractions"], split_cfg["seed"])
+    excluded = pd.DataFrame(policy.excluded, columns=["case", "file", "problem", "fix"])
+    save_csv(out["excluded"], excluded)
+    save_csv(out["split"], split)
+    counts = split.groupby(["split", "label"]).size().unstack(fill_value=0)
+    meta = {
+        "task": task,
+        "channels": channels,
+        "grid": grid,
+        "root": str(root),
+        "n_cases": len(split),
+        "n_excluded": len(excluded),
+        "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    save_json(out["meta"], meta)
+    return meta

@@ -1,0 +1,52 @@
+import sys
+from pathlib import Path
+
+# The science lives in workflow/clinxai; make it importable even where it is not pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from clinxai.config import validate_config
+
+validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+TASKS = config["tasks"]
+SEEDS = config["seeds"]
+RESULTS = "results"
+
+
+wildcard_constraints:
+    task="glioma|knee",
+    seed=r"\d+",
+
+
+def res(rule_name, key):
+    """A resource of a rule from config, falling back to resources.default."""
+    table = config["resources"]
+    return table.get(rule_name, {}).get(key, table["default"][key])
+
+
+def data_root(task):
+    """The dataset folder a task reads: the user's real data, or the phantom the workflow builds."""
+    cfg = config["data"][task]
+    if task == "glioma":
+        return cfg["brats_dir"] if cfg["source"] == "brats" else f"{RESULTS}/phantoms/brats"
+    return cfg["mrnet_dir"] if cfg["source"] == "mrnet" else f"{RESULTS}/phantoms/mrnet"
+
+
+def boxes_dir(task):
+    cfg = config["data"]["knee"]
+    if cfg["source"] == "phantom":
+        return f"{RESULTS}/phantoms/mrnet/boxes"
+    return cfg["boxes_dir"]
+
+
+def prepared(task):
+    return {
+        "split": f"{RESULTS}/{task}/data/split.csv",
+        "meta": f"{RESULTS}/{task}/data/meta.json",
+        "excluded": f"{RESULTS}/{task}/data/excluded.csv",
+        "arrays": f"{RESULTS}/{task}/data/arrays",
+    }
+
+
+def all_targets():
+    return [prepared(task)["meta"] for task in TASKS]
