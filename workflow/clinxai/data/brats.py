@@ -75,10 +75,10 @@ def load_case(case_dir: Path, require_seg: bool = True):
     for name in MODALITIES:
         img = nib.load(files[name])
         if img.shape != ref.shape or len(img.shape) != 3:
-            raise CaseError(case, files[name], f"shape {img.shape} differs from {MODALITIES[0]} {ref.shape}",
+            raise CaseError(case, files[name], f"{name} shape {img.shape} differs from {MODALITIES[0]} {ref.shape}",
                             "All modalities must be co-registered 3-D volumes on one grid (BraTS: 240x240x155).")
         if not np.allclose(img.affine, ref.affine, atol=1e-3):
-            raise CaseError(case, files[name], f"affine differs from {MODALITIES[0]}'s",
+            raise CaseError(case, files[name], f"{name} affine differs from {MODALITIES[0]}'s",
                             "Resample all modalities onto one grid before running the workflow.")
         data = np.asarray(img.dataobj, dtype=np.float32)
         check_finite(case, files[name], data)

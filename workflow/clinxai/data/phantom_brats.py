@@ -20,6 +20,7 @@ These phantoms demonstrate and test the pipeline; they are not BraTS.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,26 +227,38 @@ def subject_id(index: int) -> str:
     return f"BraTS20_Training_{index:03d}"
 
 
-def write_phantom_brats(out_dir, n_cases: int, hgg_fraction: float, shape, seed: int) -> pd.DataFrame:
-    """Write `n_cases` subjects in BraTS 2020 training layout plus name_mapping.csv; return the mapping."""
+def _write_subject(args) -> None:
+    case_dir, sid, grade, shape, seed = args
+    images, labels, affine = generate_subject(shape, grade, seed)
+    case_dir.mkdir()
+    for name in MODALITY_FILES:
+        scaled = np.round(images[name] * 1000).astype(np.int16)  # BraTS ships integer volumes
+        nib.save(nib.Nifti1Image(scaled, affine), case_dir / f"{sid}_{name}.nii.gz")
+    nib.save(nib.Nifti1Image(labels, affine), case_dir / f"{sid}_seg.nii.gz")
+
+
+def write_phantom_brats(out_dir, n_cases: int, hgg_fraction: float, shape, seed: int,
+                        workers: int = 1) -> pd.DataFrame:
+    """Write `n_cases` subjects in BraTS 2020 training layout plus name_mapping.csv; return the mapping.
+
+    Each subject has its own seed drawn from `seed`, so the output does not depend on `workers`.
+    """
     rng = np.random.default_rng(seed)
     n_hgg = int(round(n_cases * hgg_fraction))
     grades = np.array(["HGG"] * n_hgg + ["LGG"] * (n_cases - n_hgg))
     rng.shuffle(grades)
     subject_seeds = rng.integers(0, 2**31 - 1, size=n_cases)
-    rows = []
+    shape = tuple(int(s) for s in shape)
+    ids = [subject_id(i) for i in range(1, n_cases + 1)]
     with atomic_dir(out_dir) as tmp:
-        for i, (grade, s) in enumerate(zip(grades, subject_seeds), start=1):
-            sid = subject_id(i)
-            images, labels, affine = generate_subject(shape, grade, int(s))
-            case_dir = tmp / sid
-            case_dir.mkdir()
-            for name in MODALITY_FILES:
-                scaled = np.round(images[name] * 1000).astype(np.int16)  # BraTS ships integer volumes
-                nib.save(nib.Nifti1Image(scaled, affine), case_dir / f"{sid}_{name}.nii.gz")
-            nib.save(nib.Nifti1Image(labels, affine), case_dir / f"{sid}_seg.nii.gz")
-            rows.append({"Grade": grade, "BraTS_2020_subject_ID": sid})
-        mapping = pd.DataFrame(rows)
+        jobs = [(tmp / sid, sid, g, shape, int(s)) for sid, g, s in zip(ids, grades, subject_seeds)]
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(_write_subject, jobs))
+        else:
+            for job in jobs:
+                _write_subject(job)
+        mapping = pd.DataFrame({"Grade": grades, "BraTS_2020_subject_ID": ids})
         # The real file's columns; the phantom has no earlier-challenge IDs.
         for year in ("2019", "2018", "2017", "2016"):
             mapping[f"BraTS_{year}_subject_ID"] = pd.NA

@@ -1,0 +1,36 @@
+"""Dry runs: the demo and paper DAGs resolve, and a bad config stops before any job starts."""
+from helpers import overlay, snakemake, workdir
+
+
+def test_demo_dag(tmp_path):
+    res = snakemake(workdir(tmp_path), "-n", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr
+    for rule in ("phantom_brats", "phantom_mrnet", "prepare_data"):
+        assert rule in res.stdout
+
+
+def test_paper_dag_reads_real_data_paths(tmp_path, brats_master, mrnet_master):
+    wd = workdir(tmp_path)
+    paths = overlay(wd, "paths.yaml", {"data": {
+        "glioma": {"brats_dir": str(brats_master)},
+        "knee": {"mrnet_dir": str(mrnet_master), "boxes_dir": str(mrnet_master / "boxes")}}})
+    res = snakemake(wd, "-n", "--configfile", "config/paper.yaml", paths)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "prepare_data" in out and "phantom_brats" not in out  # real data: no phantom is built
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    wd = workdir(tmp_path)
+    bad = overlay(wd, "bad.yaml", {"data": {"knee": {"grdi": [1, 2, 3]}}})
+    res = snakemake(wd, "--cores", "1", "--configfile", "config/config.yaml", bad)
+    assert res.returncode != 0
+    assert "unknown config key(s) data.knee.grdi" in res.stderr + res.stdout
+    assert not (wd / "results").exists()
+
+
+def test_missing_brats_path_stops(tmp_path):
+    wd = workdir(tmp_path)
+    res = snakemake(wd, "-n", "--configfile", "config/paper.yaml")
+    assert res.returncode != 0
+    assert "data.glioma.brats_dir" in res.stderr + res.stdout

@@ -1,0 +1,29 @@
+"""The whole DAG end to end on tiny phantoms (CPU), and resuming without redoing finished jobs."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import snakemake, workdir
+
+pytestmark = pytest.mark.slow
+
+
+def test_end_to_end_and_resume(tmp_path):
+    wd = workdir(tmp_path)
+    args = ["--cores", "2", "--configfile", "config/config.yaml", "tests/config/tiny.yaml"]
+    res = snakemake(wd, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for task, n in (("glioma", 14), ("knee", 20)):
+        meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
+        split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})
+        assert meta["n_cases"] == n == len(split)
+        assert set(split["split"]) == {"train", "val", "test"}
+        arrays = sorted((wd / f"results/{task}/data/arrays").glob("*.npz"))
+        assert len(arrays) == n
+        assert all(np.isfinite(np.load(a)[meta["channels"][0] if task == "knee" else "image"]).all()
+                   for a in arrays[:3])
+    assert (wd / "results/benchmarks/prepare_data/glioma.tsv").is_file()
+    again = snakemake(wd, *args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
