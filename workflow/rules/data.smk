@@ -15,6 +15,8 @@ rule phantom_brats:
         mem_mb=res("phantom_brats", "mem_mb"),
         runtime=res("phantom_brats", "runtime"),
         gpu=res("phantom_brats", "gpu"),
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/phantom_brats.py"
 
@@ -33,6 +35,8 @@ rule phantom_mrnet:
         mem_mb=res("phantom_mrnet", "mem_mb"),
         runtime=res("phantom_mrnet", "runtime"),
         gpu=res("phantom_mrnet", "gpu"),
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/phantom_mrnet.py"
 
@@ -58,5 +62,7 @@ rule prepare_data:
         mem_mb=lambda wc, attempt: res("prepare_data", "mem_mb") * attempt,
         runtime=res("prepare_data", "runtime"),
         gpu=res("prepare_data", "gpu"),
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/prepare_data.py"

@@ -1,0 +1,44 @@
+"""Documentation and packaging stay in step with the code."""
+import re
+import tomllib
+
+import yaml
+
+from helpers import ROOT
+
+
+def schema_keys(node, prefix=""):
+    for key, sub in node.get("properties", {}).items():
+        dotted = f"{prefix}{key}"
+        if "properties" in sub:
+            yield from schema_keys(sub, dotted + ".")
+        else:
+            yield dotted
+
+
+def test_every_config_key_is_documented():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    doc = (ROOT / "config/README.md").read_text()
+    missing = [k for k in schema_keys(schema) if f"`{k}`" not in doc]
+    assert not missing, f"keys missing from config/README.md: {missing}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci/run").read_text()
+    commands = re.findall(r"```bash\n(.+?)\n```", readme)
+    test_cmd = [c for c in commands if "pytest" in c]
+    assert len(test_cmd) == 1 and test_cmd[0] in ci.splitlines()
+
+
+CONDA_NAMES = {"pytorch": "torch"}
+
+
+def test_conda_envs_agree_with_pyproject():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!\[ ]", d)[0].lower() for d in deps}
+    for env in (ROOT / "envs").glob("*.yaml"):
+        for dep in yaml.safe_load(env.read_text())["dependencies"]:
+            if isinstance(dep, str) and not dep.startswith("python"):
+                name = CONDA_NAMES.get(dep.split("=")[0], dep.split("=")[0])
+                assert name in names, f"{env.name}: {name} is not a dependency in pyproject.toml"
