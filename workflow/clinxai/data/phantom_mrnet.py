@@ -108,12 +108,12 @@ def _case_params(rng, tear: bool) -> dict:
         degeneration=(not tear) and rng.random() < 0.35,
         lesion_side=rng.choice([-1, 1], p=[0.7, 0.3]),  # medial tears dominate in practice
         lesion_angle=rng.uniform(-np.pi, np.pi),
-        lesion_extent=rng.uniform(0.25, 1.0),  # radians of the meniscal arc affected
+        lesion_extent=rng.uniform(0.6, 1.6),  # radians of the meniscal arc affected
         tear_normal=normal,
         tear_offset=rng.uniform(-0.01, 0.01),
-        tear_width=rng.uniform(0.004, 0.012),
+        tear_width=rng.uniform(0.02, 0.04),  # about one pixel at 64 px
         men_scale=rng.uniform(0.92, 1.08, size=2),
-        effusion=rng.uniform(0.0, 0.02) + (0.01 if tear else 0.0) * rng.random(),
+        effusion=rng.uniform(0.0, 0.02) + (0.025 * rng.random() if tear else 0.0),  # effusion: a secondary sign
         rotation=rng.normal(0, np.deg2rad(4), size=3),
         scale=rng.uniform(0.92, 1.08),
     )

@@ -1,0 +1,73 @@
+"""Models and training on tiny prepared data: determinism, outputs, checkpoint errors."""
+import pandas as pd
+import pytest
+import torch
+
+from clinxai import ClinxaiError
+from clinxai.data.prepare import prepare
+from clinxai.models import GeneNet3D, KneeNet, load_checkpoint
+from clinxai.training import train_model
+
+TRAIN = dict(lr=5e-4, weight_decay=5e-4, amsgrad=True, batch_size=4, step_size=50, gamma=0.1, max_epochs=2,
+             patience=5, amp=False)
+CFG = {"model": {"widths": [4, 8], "fc": 16, "pretrained": None}, "train": TRAIN}
+SPLIT = {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def glioma_data(brats_master, tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep")
+    out = {k: root / v for k, v in dict(split="split.csv", excluded="excluded.csv", meta="meta.json",
+                                        arrays="arrays").items()}
+    prepare("glioma", {"root": str(brats_master), "grid": [16, 16, 8], "on_bad_case": "stop"}, SPLIT, out)
+    return root
+
+
+def run(data, tmp_path, seed, name):
+    out = {k: tmp_path / name / k for k in ("checkpoint", "history", "predictions", "metrics")}
+    train_model("glioma", seed, data, CFG, out)
+    return out
+
+
+def test_same_seed_is_bit_identical_and_seeds_differ(glioma_data, tmp_path):
+    a, b, c = run(glioma_data, tmp_path, 10, "a"), run(glioma_data, tmp_path, 10, "b"), run(glioma_data, tmp_path, 20, "c")
+    sa, sb, sc = (torch.load(o["checkpoint"], weights_only=True)["state_dict"] for o in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
+    assert pd.read_csv(a["predictions"]).equals(pd.read_csv(b["predictions"]))
+
+
+def test_prediction_table_has_one_row_per_test_case(glioma_data, tmp_path):
+    out = run(glioma_data, tmp_path, 10, "p")
+    pred = pd.read_csv(out["predictions"])
+    test_cases = pd.read_csv(glioma_data / "split.csv").query("split == 'test'")["case"]
+    assert sorted(pred["case"]) == sorted(test_cases)
+    assert ((pred["prob_0"] + pred["prob_1"] - 1).abs() < 1e-5).all()
+    assert len(pd.read_csv(out["history"])) >= 1
+
+
+def test_checkpoint_errors(glioma_data, tmp_path):
+    out = run(glioma_data, tmp_path, 10, "ck")
+    model = load_checkpoint(out["checkpoint"], task="glioma")
+    assert isinstance(model, GeneNet3D)
+    with pytest.raises(ClinxaiError, match="is a glioma model, expected knee"):
+        load_checkpoint(out["checkpoint"], task="knee")
+    with pytest.raises(ClinxaiError, match="has architecture .* the config asks for"):
+        load_checkpoint(out["checkpoint"], arch={"in_channels": 4, "grid": [16, 16, 8], "widths": [8, 8], "fc": 16})
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(out["checkpoint"].read_bytes()[:200])
+    with pytest.raises(ClinxaiError, match="cannot be read.*rerun the train rule"):
+        load_checkpoint(corrupt)
+
+
+def test_knee_net_two_class_logits_match_one_logit():
+    net = KneeNet(widths=(4, 8)).eval()
+    views = [torch.randn(2, 3, 16, 16) for _ in range(3)]
+    logits = net(*views)
+    assert logits.shape == (2, 2) and torch.all(logits[:, 0] == 0)
+    assert torch.allclose(torch.softmax(logits, 1)[:, 1], torch.sigmoid(logits[:, 1]))
+
+
+def test_grid_too_small_for_blocks():
+    with pytest.raises(ClinxaiError, match="too small for 6 pooling blocks"):
+        GeneNet3D(4, (32, 32, 32))

@@ -1,0 +1,26 @@
+"""Classification performance: accuracy, ROC AUC and confusion matrix from class probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank formula (ties get half credit); NaN when one class is absent."""
+    y = np.asarray(y).astype(bool)
+    n_pos, n_neg = y.sum(), (~y).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def classification_metrics(y, prob) -> dict:
+    y = np.asarray(y).astype(int)
+    prob = np.asarray(prob)
+    pred = prob.argmax(1)
+    cm = np.zeros((2, 2), int)
+    np.add.at(cm, (y, pred), 1)
+    return {"accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+            "auc": roc_auc(y, prob[:, 1]), "confusion": cm.tolist(), "n": int(len(y))}

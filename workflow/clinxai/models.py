@@ -1,0 +1,134 @@
+"""The three classifiers of SPEC §2, from torch and MONAI (no torchvision).
+
+Every model returns two class logits, so later stages treat all tasks alike (softmax, target = predicted class).
+The knee network has one logit z internally and returns (0, z): softmax of that is (1 - sigmoid z, sigmoid z) and
+cross-entropy on it equals binary cross-entropy on z.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import ClinxaiError
+
+
+def _conv_block(conv, norm, c_in, c_out, n_convs):
+    layers = []
+    for i in range(n_convs):
+        layers += [conv(c_in if i == 0 else c_out, c_out, kernel_size=3, padding=1), norm(c_out), nn.ReLU(inplace=True)]
+    return layers
+
+
+class GeneNet3D(nn.Module):
+    """VGG-like 3-D CNN ("GeneNet" in the reference code).
+
+    Block 1 has one conv, the others two; conv k3 p1 -> BatchNorm -> ReLU, MaxPool(2) after each block;
+    flatten -> FC -> ReLU -> FC(2). Reference: widths (16, 32, 64, 128, 128, 128), fc 4096, input 128^3.
+    """
+
+    def __init__(self, in_channels: int, grid, widths=(16, 32, 64, 128, 128, 128), fc: int = 4096, n_classes: int = 2):
+        super().__init__()
+        size = list(grid)
+        if any(s // 2 ** len(widths) < 1 for s in size):
+            raise ClinxaiError(f"grid {list(grid)} is too small for {len(widths)} pooling blocks: use fewer "
+                               f"model widths or a grid of at least {2 ** len(widths)} per side.")
+        layers, c_in = [], in_channels
+        for i, width in enumerate(widths):
+            layers += _conv_block(nn.Conv3d, nn.BatchNorm3d, c_in, width, 1 if i == 0 else 2)
+            layers.append(nn.MaxPool3d(2))
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        n_flat = c_in * math.prod(s // 2 ** len(widths) for s in size)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, fc), nn.ReLU(inplace=True), nn.Linear(fc, n_classes))
+        for m in self.modules():
+            if isinstance(m, (nn.Conv3d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class SliceEncoder(nn.Module):
+    """AlexNet-style 2-D feature extractor applied to every slice of a view."""
+
+    def __init__(self, widths=(32, 64, 128)):
+        super().__init__()
+        layers, c_in = [], 1
+        for i, width in enumerate(widths):
+            k, s = (5, 2) if i == 0 else (3, 1)
+            layers += [nn.Conv2d(c_in, width, kernel_size=k, stride=s, padding=k // 2), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c_in = width
+        self.net = nn.Sequential(*layers)
+        self.out_features = c_in
+
+    def forward(self, x):  # x: B x S x H x W -> B x C (average pool per slice, max over slices)
+        b, s, h, w = x.shape
+        f = self.net(x.reshape(b * s, 1, h, w)).mean(dim=(2, 3))
+        return f.reshape(b, s, -1).amax(dim=1)
+
+
+class KneeNet(nn.Module):
+    """Feature-level fusion of three MRNet views: one encoder per view, concatenation, one logit."""
+
+    views = ("axial", "coronal", "sagittal")
+
+    def __init__(self, widths=(32, 64, 128)):
+        super().__init__()
+        self.encoders = nn.ModuleList(SliceEncoder(widths) for _ in self.views)
+        self.head = nn.Linear(sum(e.out_features for e in self.encoders), 1)
+
+    def forward(self, axial, coronal, sagittal):
+        feats = torch.cat([enc(v) for enc, v in zip(self.encoders, (axial, coronal, sagittal))], dim=1)
+        z = self.head(feats)
+        return torch.cat([torch.zeros_like(z), z], dim=1)
+
+
+def build_model(task: str, arch: dict) -> nn.Module:
+    """Model for a task from its architecture dict (stored in every checkpoint)."""
+    if task == "glioma":
+        return GeneNet3D(arch["in_channels"], arch["grid"], tuple(arch["widths"]), arch["fc"])
+    if task == "knee":
+        return KneeNet(tuple(arch["widths"]))
+    if task == "synthetic":
+        from monai.networks.nets import DenseNet121
+
+        return DenseNet121(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2)
+    raise ClinxaiError(f"no model for task {task!r}")
+
+
+def save_checkpoint(path, model: nn.Module, task: str, arch: dict, extra: dict | None = None) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"task": task, "arch": arch, "state_dict": model.state_dict(), **(extra or {})}, tmp)
+
+
+def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map_location="cpu") -> nn.Module:
+    """Rebuild the model from a checkpoint (weights_only=True); clear errors for corrupt or foreign files."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, not a torch file, pickled code
+        raise ClinxaiError(f"checkpoint {path} cannot be read ({type(err).__name__}: {str(err)[:200]}). "
+                           "Delete it and rerun the train rule for that seed.") from err
+    if not isinstance(ckpt, dict) or not {"task", "arch", "state_dict"} <= set(ckpt):
+        raise ClinxaiError(f"checkpoint {path} is not a clinxai checkpoint (no task/arch/state_dict).")
+    if task is not None and ckpt["task"] != task:
+        raise ClinxaiError(f"checkpoint {path} is a {ckpt['task']} model, expected {task}.")
+    if arch is not None and dict(ckpt["arch"]) != dict(arch):
+        raise ClinxaiError(f"checkpoint {path} has architecture {ckpt['arch']}, the config asks for {arch}. "
+                           "Retrain (delete the checkpoint) or restore the model settings in config.")
+    model = build_model(ckpt["task"], ckpt["arch"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ClinxaiError(f"checkpoint {path} does not fit the {ckpt['task']} architecture: {str(err)[:300]}") from err
+    return model

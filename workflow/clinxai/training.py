@@ -1,0 +1,188 @@
+"""Training one model per (task, seed): weighted sampling, MONAI augmentation, best-validation-epoch selection.
+
+Reproducible: torch, numpy and MONAI transforms are seeded from the model seed; data live in memory and the
+loop runs in the main process, so a seed gives bit-identical weights and predictions on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import ClinxaiError
+from .io import save_csv, save_json
+from .metrics_basic import classification_metrics
+from .models import build_model, save_checkpoint
+
+log = logging.getLogger("clinxai.training")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+
+
+def load_prepared(data_dir, task: str):
+    """Split table and stacked inputs of a prepared task: inputs is a tuple of N x ... float32 tensors."""
+    data_dir = Path(data_dir)
+    split = pd.read_csv(data_dir / "split.csv", dtype={"case": str})
+    meta = json.loads((data_dir / "meta.json").read_text())
+    keys = ["image"] if task in ("glioma", "synthetic") else list(meta["channels"])
+    arrays = {k: [] for k in keys}
+    for case in split["case"]:
+        with np.load(data_dir / "arrays" / f"{case}.npz") as npz:
+            for k in keys:
+                arrays[k].append(npz[k])
+    inputs = tuple(torch.from_numpy(np.stack(arrays[k])) for k in keys)
+    return split, inputs, meta
+
+
+def model_arch(task: str, model_cfg: dict, meta: dict) -> dict:
+    if task == "glioma":
+        return {"in_channels": len(meta["channels"]), "grid": list(meta["grid"]), "widths": list(model_cfg["widths"]),
+                "fc": int(model_cfg["fc"])}
+    if task == "knee":
+        return {"widths": list(model_cfg["widths"])}
+    return {"in_channels": len(meta["channels"])}
+
+
+def _augmenter(task: str, seed: int):
+    """Per-sample MONAI augmentation, seeded. Flips only along left-right for the brain (anatomy is symmetric)."""
+    from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandScaleIntensity, RandShiftIntensity
+
+    if task == "knee":
+        t = Compose([RandGaussianNoise(prob=0.5, std=0.05), RandScaleIntensity(factors=0.1, prob=0.5)])
+    else:
+        t = Compose([RandFlip(prob=0.5, spatial_axis=0), RandGaussianNoise(prob=0.5, std=0.05),
+                     RandShiftIntensity(offsets=0.1, prob=0.5)])
+    t.set_random_state(seed)
+
+    def apply(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        out = []
+        for x in batch:
+            # knee views are S x H x W per sample: treat slices as channels for the intensity transforms
+            out.append(torch.stack([torch.as_tensor(t(s)) for s in x]).float())
+        return tuple(out)
+
+    return apply
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int, device) -> np.ndarray:
+    """Class probabilities (N x 2) in eval mode, batched."""
+    model.eval()
+    probs = []
+    for start in range(0, len(inputs[0]), batch_size):
+        batch = tuple(x[start:start + batch_size].to(device) for x in inputs)
+        probs.append(torch.softmax(model(*batch).float(), dim=1).cpu())
+    return torch.cat(probs).numpy()
+
+
+def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: str = "auto", threads: int = 1) -> dict:
+    """Train one model; write checkpoint, per-epoch log, test predictions and metrics (paths in `out`)."""
+    start = time.perf_counter()
+    torch.set_num_threads(max(1, threads))
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if device == "auto" else device))
+    seed_everything(seed)
+    split, inputs, meta = load_prepared(data_dir, task)
+    arch = model_arch(task, cfg["model"], meta)
+    model = build_model(task, arch)
+    if cfg["model"].get("pretrained"):
+        state = torch.load(cfg["model"]["pretrained"], map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state.get("state_dict", state), strict=False)
+        log.info("pretrained weights %s: %d missing, %d unexpected keys", cfg["model"]["pretrained"],
+                 len(missing), len(unexpected))
+    model.to(device)
+    labels = torch.tensor(split["label"].to_numpy(), dtype=torch.long)
+    idx = {part: np.flatnonzero(split["split"].to_numpy() == part) for part in ("train", "val", "test")}
+    if len(np.unique(labels[idx["train"]])) < 2:
+        raise ClinxaiError(f"{task}: the training split has a single class; add cases or change the split.")
+
+    # Weighted random sampler: inverse class frequency, with replacement (the reference).
+    train_labels = labels[idx["train"]]
+    class_weight = 1.0 / torch.bincount(train_labels, minlength=2).clamp(min=1).double()
+    gen = torch.Generator().manual_seed(seed)
+    sampler = torch.utils.data.WeightedRandomSampler(class_weight[train_labels], num_samples=len(train_labels),
+                                                     replacement=True, generator=gen)
+    t = cfg["train"]
+    opt = torch.optim.Adam(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"], amsgrad=t["amsgrad"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=t["step_size"], gamma=t["gamma"])
+    loss_fn = nn.CrossEntropyLoss()
+    augment = _augmenter(task, seed)
+    use_amp = bool(t.get("amp")) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    history, best = [], {"val_acc": -1.0, "val_loss": np.inf, "epoch": -1, "state": None}
+    for epoch in range(1, t["max_epochs"] + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = idx["train"][list(sampler)]
+        losses, correct = [], 0
+        for b in range(0, len(order), t["batch_size"]):
+            sel = order[b:b + t["batch_size"]]
+            if len(sel) < 2:  # BatchNorm needs two samples
+                continue
+            batch = augment(tuple(x[sel] for x in inputs))
+            batch = tuple(x.to(device) for x in batch)
+            y = labels[sel].to(device)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = model(*batch)
+                loss = loss_fn(logits, y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append(loss.item() * len(sel))
+            correct += (logits.argmax(1) == y).sum().item()
+        sched.step()
+        val_prob = predict(model, tuple(x[idx["val"]] for x in inputs), t["batch_size"], device)
+        val_y = labels[idx["val"]].numpy()
+        val_loss = float(nn.functional.nll_loss(torch.log(torch.as_tensor(val_prob).clamp_min(1e-8)),
+                                                torch.as_tensor(val_y)))
+        vm = classification_metrics(val_y, val_prob)
+        row = {"epoch": epoch, "train_loss": sum(losses) / max(len(order), 1), "train_acc": correct / max(len(order), 1),
+               "val_loss": val_loss, "val_acc": vm["accuracy"], "val_auc": vm["auc"],
+               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+        history.append(row)
+        log.info("epoch %3d  train loss %.4f acc %.3f  val loss %.4f acc %.3f auc %.3f  (%.1fs)", epoch,
+                 row["train_loss"], row["train_acc"], val_loss, vm["accuracy"], vm["auc"], row["seconds"])
+        # Best epoch: highest validation accuracy, ties broken by lower validation loss (chosen by code).
+        if (vm["accuracy"], -val_loss) > (best["val_acc"], -best["val_loss"]):
+            best = {"val_acc": vm["accuracy"], "val_loss": val_loss, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        if epoch - best["epoch"] >= t["patience"]:
+            log.info("early stop: no better validation epoch in %d epochs", t["patience"])
+            break
+
+    model.load_state_dict(best["state"])
+    save_checkpoint(out["checkpoint"], model.cpu(), task, arch, {"seed": seed, "epoch": best["epoch"]})
+    model.to(device)
+    save_csv(out["history"], pd.DataFrame(history))
+    probs = {part: predict(model, tuple(x[idx[part]] for x in inputs), t["batch_size"], device)
+             for part in ("val", "test")}
+    test = split.iloc[idx["test"]].reset_index(drop=True)
+    pred = pd.DataFrame({"case": test["case"], "label": test["label"], "pred": probs["test"].argmax(1),
+                         "prob_0": probs["test"][:, 0], "prob_1": probs["test"][:, 1]})
+    save_csv(out["predictions"], pred)
+    metrics = {
+        "task": task, "seed": seed, "best_epoch": best["epoch"], "epochs_run": len(history),
+        "val": classification_metrics(labels[idx["val"]].numpy(), probs["val"]),
+        "test": classification_metrics(test["label"].to_numpy(), probs["test"]),
+        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    save_json(out["metrics"], metrics)
+    return metrics
