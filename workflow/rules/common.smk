@@ -39,6 +39,14 @@ def boxes_dir(task):
     return cfg["boxes_dir"]
 
 
+def data_inputs(task):
+    """Inputs of prepare_data: the dataset folder and, for real MRNet, the menisci box masks if configured."""
+    inputs = {"root": data_root(task)}
+    if task == "knee" and config["data"]["knee"]["source"] == "mrnet" and config["data"]["knee"]["boxes_dir"]:
+        inputs["boxes"] = config["data"]["knee"]["boxes_dir"]
+    return inputs
+
+
 def prepared(task):
     return {
         "split": f"{RESULTS}/{task}/data/split.csv",

@@ -43,7 +43,7 @@ rule phantom_mrnet:
 
 rule prepare_data:
     input:
-        root=lambda wc: data_root(wc.task),
+        unpack(lambda wc: data_inputs(wc.task)),
     output:
         split=f"{RESULTS}/{{task}}/data/split.csv",
         excluded=f"{RESULTS}/{{task}}/data/excluded.csv",

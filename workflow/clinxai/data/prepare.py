@@ -52,14 +52,13 @@ def zscore(image: np.ndarray, region: np.ndarray, case: str, path) -> np.ndarray
 
 def _prepare_brats_case(row, grid, require_seg: bool):
     image, seg, affine = brats.load_case(Path(row.path), require_seg)
-    brain = (image != 0).any(0)[None].astype(np.uint8)
+    brain = _resize((image != 0).any(0)[None].astype(np.uint8), grid, "nearest")[0].astype(np.uint8)
     out = {
-        "image": None,
-        "brain": _resize(brain, grid, "nearest")[0].astype(np.uint8),
+        "image": zscore(_resize(image, grid, "trilinear"), brain > 0, row.case, row.path),
+        "brain": brain,
         "affine": resized_affine(affine, image.shape[1:], grid),
         "source_shape": np.array(image.shape[1:]),
     }
-    out["image"] = zscore(_resize(image, grid, "trilinear"), out["brain"] > 0, row.case, row.path)
     if seg is not None:
         out["seg"] = _resize(seg[None].astype(np.float32), grid, "nearest")[0].astype(np.uint8)
         if not (out["seg"] > 0).any():
