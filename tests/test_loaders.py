@@ -1,4 +1,6 @@
 """Every loader error names the case and the file and says what to do."""
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -90,7 +92,6 @@ def test_case_without_label_and_label_without_case(brats_dir):
         brats.scan(brats_dir, BadCasePolicy("stop"))
     mapping.to_csv(brats_dir / "name_mapping.csv", index=False)
     gone = first_case(brats_dir)
-    import shutil
     shutil.rmtree(gone)
     with pytest.raises(CaseError, match=rf"case {gone.name}: label without a case folder"):
         brats.scan(brats_dir, BadCasePolicy("stop"))

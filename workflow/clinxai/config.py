@@ -31,8 +31,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - set(allowed))
-        where = _key(err.absolute_path)
-        return (f"unknown config key(s) {', '.join(f'{where}.{e}' if err.absolute_path else e for e in extra)}; "
+        return (f"unknown config key(s) {', '.join(f'{key}.{e}' if err.absolute_path else e for e in extra)}; "
                 f"allowed here: {', '.join(allowed)}")
     if err.validator == "required":
         return f"config key {key}: {err.message}"

@@ -50,12 +50,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def save_npy(path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-
 def save_csv(path, frame: pd.DataFrame, **kwargs) -> None:
     kwargs.setdefault("index", False)
     with atomic_path(path) as tmp:
