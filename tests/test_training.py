@@ -71,3 +71,54 @@ def test_knee_net_two_class_logits_match_one_logit():
 def test_grid_too_small_for_blocks():
     with pytest.raises(ClinxaiError, match="too small for 6 pooling blocks"):
         GeneNet3D(4, (32, 32, 32))
+
+
+@pytest.fixture(scope="module")
+def knee_data(mrnet_master, tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep_knee")
+    out = {k: root / v for k, v in dict(split="split.csv", excluded="excluded.csv", meta="meta.json",
+                                        arrays="arrays").items()}
+    prepare("knee", {"root": str(mrnet_master), "boxes_dir": str(mrnet_master / "boxes"), "grid": [4, 16, 16],
+                     "on_bad_case": "stop"}, SPLIT, out)
+    return root
+
+
+def test_knee_training_is_reproducible(knee_data, tmp_path):
+    cfg = {"model": {"widths": [4, 8], "pretrained": None}, "train": TRAIN}
+    outs = []
+    for name in ("a", "b"):
+        out = {k: tmp_path / name / k for k in ("checkpoint", "history", "predictions", "metrics")}
+        metrics = train_model("knee", 10, knee_data, cfg, out)
+        outs.append(out)
+    assert metrics["test"]["n"] == len(pd.read_csv(outs[0]["predictions"]))
+    assert pd.read_csv(outs[0]["predictions"]).equals(pd.read_csv(outs[1]["predictions"]))
+    assert isinstance(load_checkpoint(outs[0]["checkpoint"], task="knee"), KneeNet)
+
+
+def test_pretrained_weights_are_loaded_and_foreign_ones_refused(glioma_data, tmp_path):
+    first = run(glioma_data, tmp_path, 10, "first")
+    cfg = {"model": {**CFG["model"], "pretrained": str(first["checkpoint"])}, "train": {**TRAIN, "max_epochs": 1}}
+    out = {k: tmp_path / "second" / k for k in ("checkpoint", "history", "predictions", "metrics")}
+    train_model("glioma", 20, glioma_data, cfg, out)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv.weight": torch.zeros(3)}, foreign)
+    cfg["model"]["pretrained"] = str(foreign)
+    with pytest.raises(ClinxaiError, match="pretrained .* no tensor matches"):
+        train_model("glioma", 20, glioma_data, cfg, out)
+
+
+def test_summary_has_mean_and_std_over_seeds(tmp_path):
+    import json
+
+    from clinxai.training import summarise_models
+
+    paths = []
+    for seed, acc in ((10, 0.8), (20, 0.9)):
+        m = {"seed": seed, "best_epoch": 3, "epochs_run": 5, "seconds": 1.0,
+             "val": {"accuracy": 1.0, "auc": 1.0}, "test": {"accuracy": acc, "auc": 0.5, "n": 10}}
+        paths.append(tmp_path / f"{seed}.json")
+        paths[-1].write_text(json.dumps(m))
+    table = summarise_models(paths).set_index("seed")
+    assert table.loc["mean", "test_accuracy"] == pytest.approx(0.85)
+    assert table.loc["std", "test_accuracy"] == pytest.approx(0.0707107, rel=1e-5)
+    assert table.loc["10", "test_wrong"] == 2

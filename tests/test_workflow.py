@@ -25,5 +25,12 @@ def test_end_to_end_and_resume(tmp_path):
         assert all(np.isfinite(np.load(a)[meta["channels"][0] if task == "knee" else "image"]).all()
                    for a in arrays[:3])
     assert (wd / "results/benchmarks/prepare_data/glioma.tsv").is_file()
+    for task in ("glioma", "knee"):
+        summary = pd.read_csv(wd / f"results/{task}/models/summary.csv", dtype={"seed": str})
+        assert list(summary["seed"]) == ["10", "20", "mean", "std"]
+        test_cases = pd.read_csv(wd / f"results/{task}/data/split.csv").query("split == 'test'")
+        pred = pd.read_csv(wd / f"results/{task}/models/seed10/predictions.csv")
+        assert len(pred) == len(test_cases)
+        assert "epoch   1" in (wd / f"results/logs/train/{task}_seed10.log").read_text()
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

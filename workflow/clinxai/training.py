@@ -58,6 +58,22 @@ def model_arch(task: str, model_cfg: dict, meta: dict) -> dict:
     return {"in_channels": len(meta["channels"])}
 
 
+def _load_pretrained(model: nn.Module, path, task: str):
+    """Non-strict load of a local weights file (a state_dict or a clinxai checkpoint); matching shapes only."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ClinxaiError(f"config key training.{task}.model.pretrained = {str(path)!r} cannot be read "
+                           f"({type(err).__name__}: {str(err)[:200]}); give a state_dict .pt file or null.") from err
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ClinxaiError(f"config key training.{task}.model.pretrained = {str(path)!r}: no tensor matches the "
+                           f"{task} model's names and shapes; it is a weights file for another model.")
+    return model.load_state_dict(usable, strict=False)
+
+
 def _augmenter(task: str, seed: int):
     """Per-sample MONAI augmentation, seeded. Flips only along left-right for the brain (anatomy is symmetric)."""
     from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandScaleIntensity, RandShiftIntensity
@@ -101,8 +117,7 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
     arch = model_arch(task, cfg["model"], meta)
     model = build_model(task, arch)
     if cfg["model"].get("pretrained"):
-        state = torch.load(cfg["model"]["pretrained"], map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state.get("state_dict", state), strict=False)
+        missing, unexpected = _load_pretrained(model, cfg["model"]["pretrained"], task)
         log.info("pretrained weights %s: %d missing, %d unexpected keys", cfg["model"]["pretrained"],
                  len(missing), len(unexpected))
     model.to(device)
@@ -186,3 +201,19 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
     }
     save_json(out["metrics"], metrics)
     return metrics
+
+
+def summarise_models(metrics_paths) -> pd.DataFrame:
+    """One row per seed (val/test accuracy and AUC, best epoch, seconds), then `mean` and `std` rows over seeds."""
+    rows = []
+    for path in metrics_paths:
+        m = json.loads(Path(path).read_text())
+        rows.append({"seed": str(m["seed"]), "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+                     "val_accuracy": m["val"]["accuracy"], "val_auc": m["val"]["auc"],
+                     "test_accuracy": m["test"]["accuracy"], "test_auc": m["test"]["auc"],
+                     "test_wrong": int(round(m["test"]["n"] * (1 - m["test"]["accuracy"]))),
+                     "seconds": m["seconds"]})
+    table = pd.DataFrame(rows)
+    numeric = table.drop(columns="seed")
+    stats = pd.DataFrame([{"seed": "mean", **numeric.mean().to_dict()}, {"seed": "std", **numeric.std(ddof=1).to_dict()}])
+    return pd.concat([table, stats], ignore_index=True)

@@ -36,10 +36,11 @@ VIEW_CONTRAST = {
 CONDYLE_X = 0.24  # medial/lateral condyle and meniscus centres
 MENISCUS_Z = -0.07
 # Slice direction and in-plane axes of each view, as indices into (x, y, z), and the slice range covered.
+# MRNet scans are centred on the joint line: the in-plane field of view spans +-fov around it.
 VIEW_GEOMETRY = {
-    "axial": dict(slice_axis=2, plane=(1, 0), slice_range=(-0.35, 0.25)),
-    "coronal": dict(slice_axis=1, plane=(2, 0), slice_range=(-0.45, 0.45)),
-    "sagittal": dict(slice_axis=0, plane=(2, 1), slice_range=(-0.6, 0.6)),
+    "axial": dict(slice_axis=2, plane=(1, 0), slice_range=(-0.2, 0.1), fov=0.6, centre=(0.0, 0.0)),
+    "coronal": dict(slice_axis=1, plane=(2, 0), slice_range=(-0.3, 0.3), fov=0.6, centre=(MENISCUS_Z, 0.0)),
+    "sagittal": dict(slice_axis=0, plane=(2, 1), slice_range=(-0.5, 0.5), fov=0.6, centre=(MENISCUS_Z, 0.0)),
 }
 
 
@@ -89,8 +90,9 @@ def _knee_labels(x, y, z, p):
     in_sector = np.abs(np.angle(np.exp(1j * (angle - p["lesion_angle"])))) < p["lesion_extent"]
     if p["tear"]:
         # A thin plane (horizontal or oblique) through the meniscus, reaching its surface.
-        n = p["tear_normal"]
-        offset = (x - cx) * n[0] + y * n[1] + (z - MENISCUS_Z) * n[2]
+        # Anchored mid-ring in the affected sector, so every plane orientation cuts the meniscus.
+        n, a = p["tear_normal"], p["lesion_angle"]
+        offset = (x - cx - 0.16 * np.cos(a)) * n[0] + (y - 0.16 * np.sin(a)) * n[1] + (z - MENISCUS_Z) * n[2]
         lab[men & in_sector & (np.abs(offset - p["tear_offset"]) < p["tear_width"])] = LABELS["fluid"]
     elif p["degeneration"]:
         blob = ((x - cx - 0.16 * np.cos(p["lesion_angle"])) ** 2 + (y - 0.16 * np.sin(p["lesion_angle"])) ** 2
@@ -105,13 +107,13 @@ def _case_params(rng, tear: bool) -> dict:
     normal /= np.linalg.norm(normal)
     return dict(
         tear=tear,
-        degeneration=(not tear) and rng.random() < 0.35,
+        degeneration=(not tear) and rng.random() < 0.25,
         lesion_side=rng.choice([-1, 1], p=[0.7, 0.3]),  # medial tears dominate in practice
         lesion_angle=rng.uniform(-np.pi, np.pi),
-        lesion_extent=rng.uniform(0.6, 1.6),  # radians of the meniscal arc affected
+        lesion_extent=rng.uniform(1.0, 2.0),  # radians of the meniscal arc affected
         tear_normal=normal,
         tear_offset=rng.uniform(-0.01, 0.01),
-        tear_width=rng.uniform(0.02, 0.04),  # about one pixel at 64 px
+        tear_width=rng.uniform(0.05, 0.08),  # half-width: a 5-8 px cleft at 64 px
         men_scale=rng.uniform(0.92, 1.08, size=2),
         effusion=rng.uniform(0.0, 0.02) + (0.025 * rng.random() if tear else 0.0),  # effusion: a secondary sign
         rotation=rng.normal(0, np.deg2rad(4), size=3),
@@ -135,8 +137,9 @@ def _view_coordinates(view: str, shape, p, rng):
     jitter = rng.uniform(-0.03, 0.03)
     s = np.linspace(lo, hi, n_slices) + jitter
     # In-plane: image rows run from superior/anterior (top) down, as radiological displays do.
-    rows = np.linspace(1, -1, h)
-    cols = np.linspace(-1, 1, w)
+    fov, (c_row, c_col) = geo["fov"], geo["centre"]
+    rows = c_row + np.linspace(fov, -fov, h)
+    cols = c_col + np.linspace(-fov, fov, w)
     grid = np.meshgrid(s, rows, cols, indexing="ij")
     coords = [None, None, None]
     coords[geo["slice_axis"]] = grid[0]

@@ -20,7 +20,7 @@ def stratified_split(cases: pd.DataFrame, fractions: dict[str, float], seed: int
     rng = np.random.default_rng(seed)
     out = cases.sort_values("case").reset_index(drop=True).copy()
     out["split"] = "train"
-    for label, idx in out.groupby("label").groups.items():
+    for idx in out.groupby("label").groups.values():
         idx = np.array(sorted(idx))
         rng.shuffle(idx)
         n = len(idx)
