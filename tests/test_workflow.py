@@ -32,5 +32,22 @@ def test_end_to_end_and_resume(tmp_path):
         pred = pd.read_csv(wd / f"results/{task}/models/seed10/predictions.csv")
         assert len(pred) == len(test_cases)
         assert "epoch   1" in (wd / f"results/logs/train/{task}_seed10.log").read_text()
+        # heatmaps: every method x seed has one row per test case; sharded FeatureAblation was merged
+        status = pd.read_csv(wd / f"results/{task}/heatmaps/status.csv", dtype={"case": str})
+        methods = {"glioma": 6, "knee": 4}[task]
+        assert len(status) == methods * 2 * len(test_cases)
+        assert set(status["status"]) <= {"ok", "all_zero", "non_finite"}
+        assert (wd / f"results/{task}/heatmaps/seed10/shards/FeatureAblation_2of2.npz").is_file()
+        timing = pd.read_csv(wd / f"results/{task}/heatmaps/timing.csv")
+        assert len(timing) == methods and (timing["seconds_per_case_mean"] > 0).all()
+    # NIfTI export carries the prepared grid's affine
+    import nibabel as nib
+
+    case = pd.read_csv(wd / "results/glioma/models/seed10/predictions.csv", dtype={"case": str})["case"][0]
+    exported = nib.load(wd / f"results/glioma/heatmaps/export/{case}/GradCAM_FLAIR.nii.gz")
+    affine = np.load(wd / f"results/glioma/data/arrays/{case}.npz")["affine"]
+    np.testing.assert_allclose(exported.affine, affine, rtol=1e-6)
+    assert exported.shape == tuple(json.loads((wd / "results/glioma/data/meta.json").read_text())["grid"])
+    assert (wd / f"results/glioma/heatmaps/export/{case}/GradCAM.png").stat().st_size > 1000
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -59,6 +59,7 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     fr = config["split"]["fractions"]
     if abs(sum(fr.values()) - 1.0) > 1e-6:
         raise ConfigError(f"config key split.fractions = {fr}: the fractions must sum to 1.")
+    _check_methods(config)
     if check_paths:
         for task in config["tasks"]:
             cfg = config["data"][task]
@@ -74,3 +75,26 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
             if task == "knee" and boxes and not Path(boxes).is_dir():
                 raise ConfigError(f"config key data.knee.boxes_dir = {boxes!r}: folder not found "
                                   "(set it to null to run without menisci boxes).")
+
+
+def _check_methods(config: dict) -> None:
+    """Method names in heatmaps.* must be registry names (the registry is the one list of methods)."""
+    from .attribution.registry import METHODS
+
+    hm = config["heatmaps"]
+    named = [("heatmaps.methods", m) for m in (hm["methods"] if hm["methods"] != "all" else [])]
+    named += [(f"heatmaps.exclude.{t}", m) for t, ms in hm["exclude"].items() for m in ms]
+    named += [(f"heatmaps.params.{t}", m) for t, ms in hm["params"].items() for m in ms]
+    named += [("heatmaps.shards", m) for m in hm["shards"]]
+    bad = [f"{key}: {m!r}" for key, m in named if m not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown heatmap method(s) {'; '.join(bad)}. Known: {', '.join(METHODS)}.")
+
+
+def task_methods(config: dict, task: str) -> list[str]:
+    """The methods a task runs, in registry order."""
+    from .attribution.registry import METHODS
+
+    chosen = list(METHODS) if config["heatmaps"]["methods"] == "all" else config["heatmaps"]["methods"]
+    excluded = set(config["heatmaps"]["exclude"].get(task, []))
+    return [m for m in METHODS if m in chosen and m not in excluded]

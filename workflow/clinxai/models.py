@@ -1,8 +1,9 @@
 """The three classifiers of SPEC §2, from torch and MONAI (no torchvision).
 
 Every model returns two class logits, so later stages treat all tasks alike (softmax, target = predicted class).
-The knee network has one logit z internally and returns (0, z): softmax of that is (1 - sigmoid z, sigmoid z) and
-cross-entropy on it equals binary cross-entropy on z.
+The knee network has one logit z internally and returns (-z/2, z/2): softmax of that is (1 - sigmoid z, sigmoid z),
+cross-entropy on it equals binary cross-entropy on z, and both class logits depend on the input, so a heatmap for
+the predicted class "no tear" is not identically zero (as it would be with (0, z)).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class KneeNet(nn.Module):
     def forward(self, axial, coronal, sagittal):
         feats = torch.cat([enc(v) for enc, v in zip(self.encoders, (axial, coronal, sagittal))], dim=1)
         z = self.head(feats)
-        return torch.cat([torch.zeros_like(z), z], dim=1)
+        return torch.cat([-z / 2, z / 2], dim=1)
 
 
 def build_model(task: str, arch: dict) -> nn.Module:

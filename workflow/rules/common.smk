@@ -57,4 +57,11 @@ def prepared(task):
 
 
 def all_targets():
-    return [f"{RESULTS}/{task}/models/summary.csv" for task in TASKS]
+    targets = []
+    for task in TASKS:
+        targets += [
+            f"{RESULTS}/{task}/models/summary.csv",
+            f"{RESULTS}/{task}/heatmaps/timing.csv",
+            f"{RESULTS}/{task}/heatmaps/export",
+        ]
+    return targets

@@ -1,0 +1,65 @@
+"""Benchmark: seconds per case of every heatmap method, batched as configured vs one case per call.
+
+Run after the demo has trained its models (it reads results/<task>/...):
+    python benchmarks/heatmaps.py --task glioma --seed 10 --cases 8 --threads 1 --out results/bench_heatmaps_glioma.csv
+Not part of the test suite: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from clinxai.attribution.explain import explain
+from clinxai.attribution.registry import METHODS
+from clinxai.attribution.run import load_inputs
+from clinxai.attribution.supervoxels import compute_masks
+from clinxai.config import task_methods
+from clinxai.models import load_checkpoint
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="glioma")
+    ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--config", default="config/config.yaml")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load(Path(args.config).read_text())
+    hm = config["heatmaps"]
+    root = Path("results") / args.task
+    pred = pd.read_csv(root / f"models/seed{args.seed}/predictions.csv", dtype={"case": str}).head(args.cases)
+    cases = list(pred["case"])
+    model = load_checkpoint(root / f"models/seed{args.seed}/model.pt", task=args.task)
+    inputs = load_inputs(args.task, root / "data", cases)
+    masks = compute_masks(args.task, root / "data", cases, hm["supervoxels"][args.task])
+    rows = []
+    for method in task_methods(config, args.task):
+        kind = METHODS[method].feature_mask
+        ms = [m[kind] for m in masks.values()] if kind else None
+        over = hm["params"].get(args.task, {}).get(method)
+        for mode, batching in (("configured", hm["batching"]),
+                               ("one_at_a_time", {**hm["batching"], "batch_size": 1, "perturbations_per_eval": 1,
+                                                  "internal_batch_size": 1, "nt_samples_batch_size": 1})):
+            t0 = time.perf_counter()
+            explain(model, args.task, method, cases, inputs, list(pred["pred"]), ms, args.seed, over, batching)
+            rows.append({"task": args.task, "method": method, "mode": mode,
+                         "seconds_per_case": (time.perf_counter() - t0) / len(cases), "threads": args.threads})
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows).pivot(index="method", columns="mode", values="seconds_per_case")
+    table["speedup"] = table["one_at_a_time"] / table["configured"]
+    print(table.round(3).to_string())
+    if args.out:
+        table.to_csv(args.out)
+
+
+if __name__ == "__main__":
+    main()

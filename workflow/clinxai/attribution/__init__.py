@@ -1,0 +1,1 @@
+"""Heatmaps: the method registry, supervoxel feature masks, running captum, post-processing and export."""

@@ -1,0 +1,155 @@
+"""Running the registry's captum methods on a trained model: batching, seeding, timing.
+
+Inputs of one case are a tuple of tensors with a batch dimension of 1: `(image,)` for glioma (1 x C x H x W x D)
+and synthetic (1 x C x H x W), `(axial, coronal, sagittal)` for the knee (1 x S x H x W each). A map is returned as a
+list of per-modality arrays (channels, or knee views); GradCAM returns its single layer map.
+
+Batching: deterministic gradient methods explain `batch_size` cases per call. Sampled methods run one case per
+call with a per-case seed, so a map does not depend on the batch or shard it was computed in. Perturbation methods
+evaluate `perturbations_per_eval` perturbed copies per forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import ClinxaiError
+from .registry import BATCH_KWARGS, METHODS, Method, method_params
+
+
+def case_seed(seed: int, method: str, case: str) -> int:
+    """A seed per (model seed, method, case): independent of batching and sharding."""
+    return (zlib.crc32(f"{method}/{case}".encode()) + 1_000_003 * int(seed)) % (2**31 - 1)
+
+
+def explainable(model: nn.Module) -> nn.Module:
+    """Eval mode and out-of-place ReLUs (captum's hooks for DeepLift/GuidedBackprop need them)."""
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return model.eval()
+
+
+def gradcam_layer(model: nn.Module, task: str) -> nn.Module:
+    """The last conv layer's activation before the final pooling (SPEC §3 default; the reference used the block
+    after pooling, a 2x2x2 map)."""
+    from ..models import GeneNet3D
+
+    if isinstance(model, GeneNet3D):
+        return model.features[-2]  # ReLU of the last block, before its MaxPool
+    if task == "synthetic":
+        return model.features.denseblock4
+    raise ClinxaiError(f"GradCAM/GuidedGradCAM need one convolutional layer; the {task} model has none "
+                       "(the knee network has one per view). Exclude them for this task in heatmaps.exclude.")
+
+
+def build(method: Method, model: nn.Module, task: str):
+    import captum.attr as ca
+
+    cls = getattr(ca, method.captum)
+    if method.wraps:
+        return cls(getattr(ca, method.wraps)(model))
+    if method.needs_layer:
+        return cls(model, gradcam_layer(model, task))
+    if method.name == "Lime":
+        from captum._utils.models.linear_model import SkLearnLinearRegression
+
+        return cls(model, interpretable_model=SkLearnLinearRegression())  # the paper's linear-regression surrogate
+    return cls(model)
+
+
+def _gaussian_baseline(inputs, gen: torch.Generator):
+    """Per-channel Gaussian noise N(mean_c, std_c) of the case itself (Occlusion's reference baseline)."""
+    out = []
+    for x in inputs:
+        dims = tuple(range(2, x.dim())) if x.dim() > 3 else tuple(range(1, x.dim()))
+        mean, std = x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True)
+        out.append(mean + std * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device))
+    return tuple(out)
+
+
+def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:
+    kw = dict(params)
+    if method.feature_mask:
+        kw["feature_mask"] = masks
+    if kw.get("baselines") == "gaussian":
+        kw["baselines"] = _gaussian_baseline(inputs, gen)
+    elif method.name == "GradientShap":  # GradientShap samples from a baseline distribution: tensors needed
+        kw["baselines"] = tuple(torch.full_like(x, float(kw["baselines"])) for x in inputs)
+    elif isinstance(kw.get("baselines"), (int, float)):
+        kw["baselines"] = tuple(float(kw["baselines"]) for _ in inputs)
+    if method.name == "Occlusion" and len(inputs) > 1:  # one window per knee view
+        for k in ("sliding_window_shapes", "strides"):
+            kw[k] = tuple(tuple(kw[k]) for _ in inputs)
+    elif method.name == "Occlusion":
+        kw["sliding_window_shapes"], kw["strides"] = tuple(kw["sliding_window_shapes"]), tuple(kw["strides"])
+    batch_key = BATCH_KWARGS.get(method.name)
+    if batch_key and batching.get(batch_key):
+        kw[batch_key] = batching[batch_key]
+    return kw
+
+
+def _split_parts(attr, method: Method) -> list[list[np.ndarray]]:
+    """captum output (tensor or tuple, batch first) -> per case, a list of per-modality arrays."""
+    attr = attr if isinstance(attr, tuple) else (attr,)
+    attr = [a.detach().float().cpu().numpy() for a in attr]
+    n = attr[0].shape[0]
+    if len(attr) > 1:  # knee: one tensor per view
+        return [[a[i] for a in attr] for i in range(n)]
+    if method.needs_layer and method.captum == "LayerGradCam":
+        return [[attr[0][i, 0]] for i in range(n)]
+    return [list(attr[0][i]) for i in range(n)]
+
+
+def explain(model: nn.Module, task: str, method_name: str, cases: list[str], inputs: list[tuple], targets: list[int],
+            masks: list | None, seed: int, overrides: dict | None = None, batching: dict | None = None,
+            device="cpu") -> tuple[list[list[np.ndarray]], list[float]]:
+    """Maps (per case, per modality) and seconds per case for one method over a list of cases."""
+    method = METHODS[method_name]
+    batching = batching or {}
+    params = method_params(method_name, task, overrides)
+    model = explainable(model).to(device)
+    explainer = build(method, model, task)
+    masks = masks if masks is not None else [None] * len(cases)
+
+    def mask_tensors(mask):  # one case's mask (array, or a list per knee view) -> tuple of 1 x ... tensors
+        parts = mask if isinstance(mask, list) else [mask]
+        return tuple(torch.from_numpy(np.asarray(p)).long()[None].to(device) for p in parts)
+
+    if method.needs_case_batch:
+        n_groups = max(1, int(np.ceil(len(cases) / batching.get("permutation_batch", 4))))
+        groups = np.array_split(np.arange(len(cases)), n_groups)
+    elif method.batch_of_cases and not method.sampled:
+        size = max(1, int(batching.get("batch_size", 8)))
+        groups = [np.arange(i, min(i + size, len(cases))) for i in range(0, len(cases), size)]
+    else:
+        groups = [np.array([i]) for i in range(len(cases))]
+
+    maps, seconds = [None] * len(cases), [0.0] * len(cases)
+    for g in groups:
+        g = [int(i) for i in g]
+        gen = torch.Generator().manual_seed(case_seed(seed, method_name, cases[g[0]]))
+        torch.manual_seed(case_seed(seed, method_name, cases[g[0]]))
+        x = tuple(torch.cat([inputs[i][k] for i in g]).to(device) for k in range(len(inputs[0])))
+        target = torch.tensor([targets[i] for i in g], device=device)
+        if method.feature_mask:
+            if method.needs_case_batch:  # one mask for the whole permutation batch: the first case's
+                m = mask_tensors(masks[g[0]])
+            else:
+                m = tuple(torch.cat(t) for t in zip(*[mask_tensors(masks[i]) for i in g]))
+        else:
+            m = None
+        kw = _kwargs(method, params, x, m, batching, gen)
+        t0 = time.perf_counter()
+        attr = explainer.attribute(x, target=target, **kw)
+        if device != "cpu" and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / len(g)
+        for i, parts in zip(g, _split_parts(attr, method)):
+            maps[i], seconds[i] = parts, dt
+    return maps, seconds

@@ -1,0 +1,97 @@
+"""Export of chosen cases: post-processed maps as NIfTI per modality on the prepared grid with its affine (opens
+over the exported MRI in ITK-SNAP / 3D Slicer), and a PNG montage per method like the paper's Fig. 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_dir
+from .postprocess import postprocess
+from .run import KNEE_VIEWS, load_maps
+
+# The knee views carry no geometry in MRNet's .npy files; they are written with an identity affine.
+KNEE_AFFINE = np.eye(4)
+
+
+def _case_arrays(task: str, data_dir, case: str):
+    """(modality names, per-modality images, affine, per-modality slice index through the lesion)."""
+    with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
+        if task == "knee":
+            images = [z[v] for v in KNEE_VIEWS]
+            # axis 0 is the slice axis of each view: the slice with most menisci-box voxels
+            slices = [int(np.argmax(z[f"box_{v}"].reshape(z[v].shape[0], -1).sum(1))) for v in KNEE_VIEWS]
+            return list(KNEE_VIEWS), images, KNEE_AFFINE, slices, 0
+        image, seg = z["image"], z["seg"]
+        area = (seg > 0).reshape(-1, seg.shape[-1]).sum(0)  # axial slices are the last axis
+        k = int(np.argmax(area)) if area.any() else seg.shape[-1] // 2
+        return None, list(image), z["affine"], [k] * image.shape[0], -1
+
+
+def _montage(path, names, images, maps, slices, axis, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(3, len(names), figsize=(2.4 * len(names), 7.2), squeeze=False)
+    for j, (name, img, hm, k) in enumerate(zip(names, images, maps, slices)):
+        sl_img, sl_map = np.take(img, k, axis=axis).T, np.take(hm, k, axis=axis).T
+        if axis == 0:  # knee views: rows already run top to bottom
+            sl_img, sl_map = sl_img.T, sl_map.T
+        ax[0, j].imshow(sl_img, cmap="gray", origin="lower" if axis else "upper")
+        ax[1, j].imshow(sl_map, cmap="jet", vmin=0, vmax=1, origin="lower" if axis else "upper")
+        ax[2, j].imshow(sl_img, cmap="gray", origin="lower" if axis else "upper")
+        ax[2, j].imshow(np.ma.masked_less_equal(sl_map, 0.05), cmap="jet", vmin=0, vmax=1, alpha=0.5,
+                        origin="lower" if axis else "upper")
+        ax[0, j].set_title(name)
+        for i in range(3):
+            ax[i, j].axis("off")
+    for i, row in enumerate(("MRI", "heatmap", "overlay")):
+        ax[i, 0].text(-0.08, 0.5, row, transform=ax[i, 0].transAxes, rotation=90, va="center", ha="right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def export_heatmaps(task: str, maps_by_method: dict, predictions, data_dir, meta_path, cases, post_cfg: dict,
+                    out_dir) -> int:
+    """Write NIfTI and PNG files for the chosen test cases; returns the number of files written."""
+    import nibabel as nib
+
+    pred = pd.read_csv(predictions, dtype={"case": str}).set_index("case")
+    chosen = list(pred.index[:cases]) if isinstance(cases, int) else [str(c) for c in cases]
+    missing = [c for c in chosen if c not in pred.index]
+    if missing:
+        from .. import ClinxaiError
+
+        raise ClinxaiError(f"heatmaps.export.cases: {missing} are not test cases of {task}; "
+                           f"test cases are {list(pred.index)}")
+    meta = json.loads(Path(meta_path).read_text())
+    cfg = {**post_cfg, "smooth_sigma": post_cfg["smooth_sigma"].get(task)}
+    written = 0
+    loaded = {m: load_maps(p) for m, p in maps_by_method.items()}
+    with atomic_dir(out_dir) as tmp:
+        for case in chosen:
+            names, images, affine, slices, axis = _case_arrays(task, data_dir, case)
+            names = names or meta["channels"]
+            case_dir = Path(tmp) / case
+            case_dir.mkdir(parents=True)
+            for name, img in zip(names, images):
+                nib.save(nib.Nifti1Image(img.astype(np.float32), affine), case_dir / f"image_{name}.nii.gz")
+                written += 1
+            for method, maps in loaded.items():
+                parts, status = postprocess(maps[case], [im.shape for im in images], cfg,
+                                            gradcam=method == "GradCAM")
+                for name, part in zip(names, parts):
+                    nib.save(nib.Nifti1Image(part.astype(np.float32), affine), case_dir / f"{method}_{name}.nii.gz")
+                    written += 1
+                title = (f"{task} case {case} - {method} (label {pred.loc[case, 'label']}, "
+                         f"predicted {pred.loc[case, 'pred']}; {status})")
+                _montage(case_dir / f"{method}.png", names, images, parts, slices, axis, title)
+                written += 1
+    return written

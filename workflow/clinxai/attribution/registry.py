@@ -1,0 +1,85 @@
+"""The one registry of heatmap methods (SPEC §3): captum class, reference parameters and metadata.
+
+Adding a method means adding one `Method` here; rules, config validation, timing and reports read this table.
+`params` are the reference keyword arguments of `attribute`; `task_params` override them per task (window shapes
+follow the input's dimensions). Config may override any parameter per task and method
+(`heatmaps.params.<task>.<method>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    captum: str                      # class in captum.attr
+    family: str                      # "gradient" or "perturbation"
+    params: dict = field(default_factory=dict)
+    task_params: dict = field(default_factory=dict)
+    wraps: str | None = None         # NoiseTunnel's inner method
+    needs_layer: bool = False        # GradCAM family: attributes a conv layer
+    feature_mask: str | None = None  # "specific" (per modality) or "unified" supervoxels
+    sampled: bool = False            # random draws: seeded per case
+    model_agnostic: bool = False     # needs only forward passes
+    modality_specific: bool = True   # False: identical map on every modality (MI correlation undefined)
+    batch_of_cases: bool = False     # one call explains several cases (gradient methods)
+    needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("Gradient", "Saliency", "gradient", {"abs": False}, batch_of_cases=True),
+    Method("SmoothGrad", "NoiseTunnel", "gradient", {"nt_type": "smoothgrad", "nt_samples": 10, "stdevs": 1.0},
+           wraps="Saliency", sampled=True),
+    Method("GuidedBackProp", "GuidedBackprop", "gradient", batch_of_cases=True),
+    Method("Deconvolution", "Deconvolution", "gradient", batch_of_cases=True),
+    Method("InputXGradient", "InputXGradient", "gradient", batch_of_cases=True),
+    Method("IntegratedGradients", "IntegratedGradients", "gradient", {"baselines": 0.0, "n_steps": 50},
+           batch_of_cases=True),
+    Method("GradientShap", "GradientShap", "gradient", {"baselines": 0.0, "n_samples": 5, "stdevs": 0.0},
+           sampled=True),
+    Method("DeepLift", "DeepLift", "gradient", {"baselines": 0.0}, batch_of_cases=True),
+    Method("GradCAM", "LayerGradCam", "gradient", needs_layer=True, modality_specific=False, batch_of_cases=True),
+    Method("GuidedGradCAM", "GuidedGradCam", "gradient", needs_layer=True, batch_of_cases=True),
+    Method("Occlusion", "Occlusion", "perturbation",
+           {"sliding_window_shapes": (1, 11, 11, 11), "strides": (1, 5, 5, 5), "baselines": "gaussian"},
+           task_params={"knee": {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
+                        "synthetic": {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
+           sampled=True, model_agnostic=True),
+    Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
+           model_agnostic=True),
+    Method("ShapleyValueSampling", "ShapleyValueSampling", "perturbation", {"baselines": 0.0, "n_samples": 25},
+           feature_mask="specific", sampled=True, model_agnostic=True),
+    Method("KernelShap", "KernelShap", "perturbation", {"baselines": 0.0, "n_samples": 300},
+           feature_mask="unified", sampled=True, model_agnostic=True, modality_specific=False),
+    Method("Lime", "Lime", "perturbation", {"baselines": 0.0, "n_samples": 500}, feature_mask="specific",
+           sampled=True, model_agnostic=True),
+    Method("FeaturePermutation", "FeaturePermutation", "perturbation", feature_mask="unified", sampled=True,
+           model_agnostic=True, modality_specific=False, needs_case_batch=True),
+)}
+
+# Keyword arguments that batch work inside one call; their values come from config (heatmaps.batching).
+BATCH_KWARGS = {
+    "IntegratedGradients": "internal_batch_size",
+    "SmoothGrad": "nt_samples_batch_size",
+    "Occlusion": "perturbations_per_eval",
+    "FeatureAblation": "perturbations_per_eval",
+    "ShapleyValueSampling": "perturbations_per_eval",
+    "KernelShap": "perturbations_per_eval",
+    "Lime": "perturbations_per_eval",
+}
+
+
+def method_params(name: str, task: str, overrides: dict | None = None) -> dict:
+    """Reference parameters of a method for a task, with config overrides applied last."""
+    m = METHODS[name]
+    return {**m.params, **m.task_params.get(task, {}), **(overrides or {})}
+
+
+def metadata_table():
+    """The registry as rows (for reports and Table 4)."""
+    return [{"method": m.name, "captum": m.captum if not m.wraps else f"{m.captum}({m.wraps})", "family": m.family,
+             "needs_layer": m.needs_layer, "feature_mask": m.feature_mask or "", "sampled": m.sampled,
+             "model_agnostic": m.model_agnostic, "modality_specific": m.modality_specific}
+            for m in METHODS.values()]

@@ -1,0 +1,117 @@
+"""One heatmaps job: a method on (a shard of) one model's test cases; writes raw maps and a per-case table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import ClinxaiError
+from ..io import atomic_path, save_csv
+from ..models import load_checkpoint
+from .explain import explain
+from .postprocess import STATUS_NONFINITE, STATUS_OK, map_status, postprocess
+from .registry import METHODS
+from .supervoxels import load_masks
+
+log = logging.getLogger("clinxai.heatmaps")
+KNEE_VIEWS = ("axial", "coronal", "sagittal")
+
+
+def load_inputs(task: str, data_dir, cases) -> list[tuple[torch.Tensor, ...]]:
+    """Model inputs per case, each a tuple of 1 x ... tensors."""
+    out = []
+    for case in cases:
+        with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
+            keys = KNEE_VIEWS if task == "knee" else ("image",)
+            out.append(tuple(torch.from_numpy(z[k].astype(np.float32))[None] for k in keys))
+    return out
+
+
+def modality_shapes(x: tuple[torch.Tensor, ...]) -> list[tuple[int, ...]]:
+    """Spatial shape of each modality of one case's inputs: channels of one tensor, or one per knee view."""
+    if len(x) > 1:
+        return [tuple(t.shape[1:]) for t in x]
+    return [tuple(x[0].shape[2:])] * x[0].shape[1]
+
+
+def shard_cases(cases: list[str], shard: int, n_shards: int) -> list[str]:
+    """Contiguous, near-equal shards (contiguous keeps FeaturePermutation's case batches together)."""
+    return [str(c) for c in np.array_split(np.asarray(cases, dtype=object), n_shards)[shard]]
+
+
+def save_maps(path, maps: dict[str, list[np.ndarray]]) -> None:
+    flat = {f"{case}__{i}": p.astype(np.float32) for case, parts in maps.items() for i, p in enumerate(parts)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **flat)
+
+
+def load_maps(path) -> dict[str, list[np.ndarray]]:
+    """{case: [per-modality raw map]} from a heatmaps .npz."""
+    out: dict[str, dict[int, np.ndarray]] = {}
+    with np.load(path) as npz:
+        for key in npz.files:
+            case, i = key.rsplit("__", 1)
+            out.setdefault(case, {})[int(i)] = npz[key]
+    return {c: [parts[i] for i in sorted(parts)] for c, parts in out.items()}
+
+
+def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, data_dir, masks_path, cfg: dict,
+                 out_maps, out_table, shard: int = 0, n_shards: int = 1, threads: int = 1,
+                 device: str = "auto") -> pd.DataFrame:
+    """Explain the predicted class of every test case in the shard with one method."""
+    torch.set_num_threads(max(1, threads))
+    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    if method not in METHODS:
+        raise ClinxaiError(f"unknown heatmap method {method!r}; known: {', '.join(METHODS)}")
+    m = METHODS[method]
+    pred = pd.read_csv(predictions, dtype={"case": str})
+    cases = shard_cases(list(pred["case"]), shard, n_shards)
+    pred = pred.set_index("case").loc[cases]
+    model = load_checkpoint(checkpoint, task=task)
+    inputs = load_inputs(task, data_dir, cases)
+    masks = None
+    if m.feature_mask:
+        masks = [load_masks(masks_path, c, m.feature_mask, task) for c in cases]
+    overrides = (cfg.get("params") or {}).get(task, {}).get(method)
+    batching = cfg["batching"]
+    log.info("%s seed %d %s: %d cases (shard %d/%d) on %s, %d threads", task, seed, method, len(cases), shard + 1,
+             n_shards, dev, torch.get_num_threads())
+    maps, seconds = explain(model, task, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
+                            overrides, batching, dev)
+    post_cfg = {**cfg["postprocess"], "smooth_sigma": cfg["postprocess"]["smooth_sigma"].get(task)}
+    import captum
+
+    rows = []
+    for case, parts, sec, x in zip(cases, maps, seconds, inputs):
+        raw = map_status(parts)
+        status = raw if raw != STATUS_OK else postprocess(parts, modality_shapes(x), post_cfg,
+                                                          gradcam=m.captum == "LayerGradCam")[1]
+        if status != STATUS_OK:
+            log.warning("%s %s: map is %s (kept and flagged)", case, method, status)
+        rows.append({"case": case, "label": int(pred.loc[case, "label"]), "pred": int(pred.loc[case, "pred"]),
+                     "method": method, "seed": seed, "status": status, "raw_status": raw, "seconds": sec,
+                     "device": dev, "threads": torch.get_num_threads(),
+                     "batch_size": batching.get("batch_size") if m.batch_of_cases and not m.sampled else 1,
+                     "perturbations_per_eval": batching.get("perturbations_per_eval") if m.family == "perturbation" else "",
+                     "captum": captum.__version__, "torch": torch.__version__})
+    save_maps(out_maps, dict(zip(cases, maps)))
+    table = pd.DataFrame(rows)
+    save_csv(out_table, table)
+    n_bad = int((table["status"] != STATUS_OK).sum())
+    log.info("done: %.3f s per case on average; %d flagged map(s) (%s)", table["seconds"].mean(), n_bad,
+             STATUS_NONFINITE if (table["status"] == STATUS_NONFINITE).any() else "none non-finite")
+    return table
+
+
+def merge_shards(map_paths, table_paths, out_maps, out_table) -> pd.DataFrame:
+    maps: dict = {}
+    for p in map_paths:
+        maps.update(load_maps(p))
+    table = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in table_paths], ignore_index=True)
+    save_maps(out_maps, maps)
+    save_csv(out_table, table)
+    return table
