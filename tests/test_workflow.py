@@ -1,11 +1,12 @@
 """The whole DAG end to end on tiny phantoms (CPU), and resuming without redoing finished jobs."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import snakemake, workdir
+from helpers import overlay, snakemake, workdir
 
 pytestmark = pytest.mark.slow
 
@@ -49,5 +50,12 @@ def test_end_to_end_and_resume(tmp_path):
     np.testing.assert_allclose(exported.affine, affine, rtol=1e-6)
     assert exported.shape == tuple(json.loads((wd / "results/glioma/data/meta.json").read_text())["grid"])
     assert (wd / f"results/glioma/heatmaps/export/{case}/GradCAM.png").stat().st_size > 1000
+    # Editing the export or another method's parameters reruns only what depends on it.
+    edit = overlay(wd, "edit.yaml", {"heatmaps": {"export": {"cases": 2},
+                                                  "params": {"glioma": {"SmoothGrad": {"nt_samples": 3}}}}})
+    dry = snakemake(wd, "-n", "--quiet", "rules", *args, edit)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    # two glioma SmoothGrad jobs (one per seed); no other heatmap job
+    assert "export_heatmaps" in dry.stdout and re.search(r"^heatmaps\s+2\s*$", dry.stdout, re.M), dry.stdout
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -33,8 +33,18 @@ def heatmap_inputs(wc):
     }
 
 
+def heatmap_cfg(wc):
+    """Only what one job uses, so editing another method's parameters or the export does not rerun it."""
+    hm = config["heatmaps"]
+    return {
+        "params": {wc.task: {wc.method: hm["params"].get(wc.task, {}).get(wc.method, {})}},
+        "batching": hm["batching"],
+        "postprocess": hm["postprocess"],  # for the status column (all-zero after post-processing)
+    }
+
+
 HEATMAP_PARAMS = dict(
-    cfg=config["heatmaps"],
+    cfg=heatmap_cfg,
     device=config["training"]["device"],
 )
 
