@@ -101,7 +101,7 @@ def _split_parts(attr, method: Method) -> list[list[np.ndarray]]:
     n = attr[0].shape[0]
     if len(attr) > 1:  # knee: one tensor per view
         return [[a[i] for a in attr] for i in range(n)]
-    if method.needs_layer and method.captum == "LayerGradCam":
+    if method.captum == "LayerGradCam":  # one layer map per case
         return [[attr[0][i, 0]] for i in range(n)]
     return [list(attr[0][i]) for i in range(n)]
 

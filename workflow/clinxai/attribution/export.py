@@ -39,14 +39,15 @@ def _montage(path, names, images, maps, slices, axis, title):
 
     fig, ax = plt.subplots(3, len(names), figsize=(2.4 * len(names), 7.2), squeeze=False)
     for j, (name, img, hm, k) in enumerate(zip(names, images, maps, slices)):
-        sl_img, sl_map = np.take(img, k, axis=axis).T, np.take(hm, k, axis=axis).T
-        if axis == 0:  # knee views: rows already run top to bottom
+        sl_img, sl_map = np.take(img, k, axis=axis), np.take(hm, k, axis=axis)
+        # BraTS axial slices are x-by-y arrays: transpose and draw from the bottom; knee slices are images already.
+        origin = "upper" if axis == 0 else "lower"
+        if axis != 0:
             sl_img, sl_map = sl_img.T, sl_map.T
-        ax[0, j].imshow(sl_img, cmap="gray", origin="lower" if axis else "upper")
-        ax[1, j].imshow(sl_map, cmap="jet", vmin=0, vmax=1, origin="lower" if axis else "upper")
-        ax[2, j].imshow(sl_img, cmap="gray", origin="lower" if axis else "upper")
-        ax[2, j].imshow(np.ma.masked_less_equal(sl_map, 0.05), cmap="jet", vmin=0, vmax=1, alpha=0.5,
-                        origin="lower" if axis else "upper")
+        ax[0, j].imshow(sl_img, cmap="gray", origin=origin)
+        ax[1, j].imshow(sl_map, cmap="jet", vmin=0, vmax=1, origin=origin)
+        ax[2, j].imshow(sl_img, cmap="gray", origin=origin)
+        ax[2, j].imshow(np.ma.masked_less_equal(sl_map, 0.05), cmap="jet", vmin=0, vmax=1, alpha=0.5, origin=origin)
         ax[0, j].set_title(name)
         for i in range(3):
             ax[i, j].axis("off")
