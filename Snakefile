@@ -8,6 +8,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/heatmaps.smk"
+include: "workflow/rules/truthfulness.smk"
 
 
 rule all:

@@ -5,7 +5,8 @@ from helpers import overlay, snakemake, workdir
 def test_demo_dag(tmp_path):
     res = snakemake(workdir(tmp_path), "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
-    for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary"):
+    for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary", "heatmaps",
+                 "feature_removal", "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves"):
         assert rule in res.stdout
 
 

@@ -137,6 +137,10 @@ def test_normalisation_value_by_hand():
     assert parts[1].min() == 0.0
     # One voxel with 99 % of the mass: it alone sets the scale; values above it would be clipped to 1.
     assert normalisation_value([np.array([99.0, 1.0])]) == 99.0
+    # Ascending cumulative sums 1, 3, 6, 10, 20 first reach 99 % of 20 at the largest value (captum's rule): only the
+    # top 1 % of the mass saturates. (Summing from the top would give 1 and clip almost every voxel to 1.)
+    assert normalisation_value([np.array([1.0, 2.0]), np.array([3.0, 4.0, 10.0])]) == 10.0
+    assert normalisation_value([np.array([1.0, 2.0, 3.0, 4.0, 10.0])], mass=0.5) == 4.0
 
 
 def test_smoothing_is_per_modality_and_gradcam_is_upsampled_to_every_modality():

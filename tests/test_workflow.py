@@ -41,6 +41,27 @@ def test_end_to_end_and_resume(tmp_path):
         assert (wd / f"results/{task}/heatmaps/seed10/shards/FeatureAblation_2of2.npz").is_file()
         timing = pd.read_csv(wd / f"results/{task}/heatmaps/timing.csv")
         assert len(timing) == methods and (timing["seconds_per_case_mean"] > 0).all()
+        # G3: curves for every method and model (map + 15 baselines x 11 steps), Shapley over 2^M subsets
+        curves = pd.read_csv(wd / f"results/{task}/truthfulness/removal/Gradient.csv")
+        assert len(curves) == 2 * 16 * 11 and set(curves["seed"]) == {10, 20}
+        n_mod = {"glioma": 4, "knee": 3}[task]
+        phi = pd.read_csv(wd / f"results/{task}/truthfulness/shapley.csv")
+        subsets = pd.read_csv(wd / f"results/{task}/truthfulness/shapley_subsets.csv")
+        assert len(phi) == 2 * n_mod and len(subsets) == 2 * 2 ** n_mod
+        for seed, g in subsets.groupby("seed"):  # efficiency: the φ add up to v(all) - v(none)
+            total = g.loc[g["size"] == n_mod, "performance"].item() - g.loc[g["size"] == 0, "performance"].item()
+            assert phi.loc[phi["seed"] == seed, "phi"].sum() == pytest.approx(total)
+        summary = pd.read_csv(wd / f"results/{task}/truthfulness/summary.csv")
+        assert len(summary) == methods and summary["delta_aupc_n"].eq(2).all()
+        assert summary["delta_aupc_mean"].between(-1, 1).all()
+        mi = pd.read_csv(wd / f"results/{task}/truthfulness/mi_correlation.csv")
+        mi["reason"] = mi["reason"].fillna("")
+        assert len(mi) == methods * 2 * len(test_cases)
+        if task == "glioma":  # GradCAM's replicated map: not computable, and the reason says why
+            g = mi[mi["method"] == "GradCAM"]
+            assert g["mi_correlation"].isna().all() and g["reason"].str.contains("identical").all()
+        assert (wd / f"results/{task}/figures/fig3_perturbation_curves.png").stat().st_size > 10000
+        assert (wd / f"results/benchmarks/feature_removal/{task}_Gradient.tsv").is_file()
     # NIfTI export carries the prepared grid's affine
     import nibabel as nib
 

@@ -63,5 +63,7 @@ def all_targets():
             f"{RESULTS}/{task}/models/summary.csv",
             f"{RESULTS}/{task}/heatmaps/timing.csv",
             f"{RESULTS}/{task}/heatmaps/export",
+            f"{RESULTS}/{task}/truthfulness/summary.csv",
+            f"{RESULTS}/{task}/figures/fig3_perturbation_curves.png",
         ]
     return targets

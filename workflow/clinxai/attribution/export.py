@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_dir
-from .postprocess import postprocess
+from .postprocess import is_layer_map, postprocess, task_postprocess_cfg
 from .run import KNEE_VIEWS, load_maps
 
 # The knee views carry no geometry in MRNet's .npy files; they are written with an identity affine.
@@ -73,7 +73,7 @@ def export_heatmaps(task: str, maps_by_method: dict, predictions, data_dir, meta
         raise ClinxaiError(f"heatmaps.export.cases: {missing} are not test cases of {task}; "
                            f"test cases are {list(pred.index)}")
     meta = json.loads(Path(meta_path).read_text())
-    cfg = {**post_cfg, "smooth_sigma": post_cfg["smooth_sigma"].get(task)}
+    cfg = task_postprocess_cfg(post_cfg, task)
     written = 0
     loaded = {m: load_maps(p) for m, p in maps_by_method.items()}
     with atomic_dir(out_dir) as tmp:
@@ -87,7 +87,7 @@ def export_heatmaps(task: str, maps_by_method: dict, predictions, data_dir, meta
                 written += 1
             for method, maps in loaded.items():
                 parts, status = postprocess(maps[case], [im.shape for im in images], cfg,
-                                            gradcam=method == "GradCAM")
+                                            gradcam=is_layer_map(method))
                 for name, part in zip(names, parts):
                     nib.save(nib.Nifti1Image(part.astype(np.float32), affine), case_dir / f"{method}_{name}.nii.gz")
                     written += 1

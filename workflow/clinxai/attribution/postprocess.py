@@ -30,8 +30,10 @@ def upsample_nearest(layer_map: np.ndarray, shape) -> np.ndarray:
 
 
 def normalisation_value(parts, mass: float = 0.99) -> float:
-    """The |attr| value at which the cumulative sum of sorted |attr| (all modalities) reaches `mass` of the total."""
-    a = np.sort(np.concatenate([np.abs(p).ravel() for p in parts]))[::-1]
+    """The |attr| value at which the cumulative sum of |attr| sorted ascending (all modalities) first reaches `mass`
+    of the total: captum's `_cumulative_sum_threshold`, so only the top (1 - mass) of the attribution mass is clipped.
+    """
+    a = np.sort(np.concatenate([np.abs(p).ravel() for p in parts]))
     total = a.sum()
     if total == 0 or not np.isfinite(total):
         return 0.0
@@ -57,3 +59,15 @@ def postprocess(parts, input_shapes, cfg: dict, gradcam: bool = False) -> tuple[
     if cfg["positive_only"]:
         parts = [np.maximum(p, 0) for p in parts]
     return parts, map_status(parts) if status == STATUS_OK else status
+
+
+def task_postprocess_cfg(post_cfg: dict, task: str) -> dict:
+    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task)."""
+    return {**post_cfg, "smooth_sigma": post_cfg["smooth_sigma"].get(task)}
+
+
+def is_layer_map(method: str) -> bool:
+    """True for methods whose raw map is one layer map (GradCAM) to be upsampled to every modality."""
+    from .registry import METHODS
+
+    return METHODS[method].captum == "LayerGradCam"

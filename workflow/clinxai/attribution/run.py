@@ -13,7 +13,7 @@ from .. import ClinxaiError
 from ..io import atomic_path, save_csv
 from ..models import load_checkpoint
 from .explain import explain
-from .postprocess import STATUS_OK, map_status, postprocess
+from .postprocess import STATUS_OK, is_layer_map, map_status, postprocess, task_postprocess_cfg
 from .registry import METHODS
 from .supervoxels import load_masks
 
@@ -82,14 +82,14 @@ def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, dat
              n_shards, dev, torch.get_num_threads())
     maps, seconds = explain(model, task, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
                             overrides, batching, dev)
-    post_cfg = {**cfg["postprocess"], "smooth_sigma": cfg["postprocess"]["smooth_sigma"].get(task)}
+    post_cfg = task_postprocess_cfg(cfg["postprocess"], task)
     import captum
 
     rows = []
     for case, parts, sec, x in zip(cases, maps, seconds, inputs):
         raw = map_status(parts)
         status = raw if raw != STATUS_OK else postprocess(parts, modality_shapes(x), post_cfg,
-                                                          gradcam=m.captum == "LayerGradCam")[1]
+                                                          gradcam=is_layer_map(method))[1]
         if status != STATUS_OK:
             log.warning("%s %s: map is %s (kept and flagged)", case, method, status)
         rows.append({"case": case, "label": int(pred.loc[case, "label"]), "pred": int(pred.loc[case, "pred"]),

@@ -1,0 +1,219 @@
+"""G3 truthfulness metrics on inputs whose answers are known by hand."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import kendalltau
+from torch import nn
+
+from clinxai.inference import FlatLayout, Predictor
+from clinxai.metrics.modality import all_subsets, mi_correlation, modality_sums, shapley_values, subset_performance
+from clinxai.metrics.removal import (NEVER, baseline_steps, delta_aupc, removal_curves, removal_fractions,
+                                     removal_steps, replacement_values)
+from clinxai.models import GeneNet3D, KneeNet
+
+
+# ---------------------------------------------------------------- Shapley values
+
+def test_shapley_of_a_hand_made_three_player_game():
+    v = {(): 0, (0,): 1, (1,): 2, (2,): 0, (0, 1): 4, (0, 2): 1, (1, 2): 2, (0, 1, 2): 5}
+    # phi_0 = 1/3*1 + 1/6*(4-2) + 1/6*(1-0) + 1/3*(5-2) = 11/6, and so on by eq. (1)
+    np.testing.assert_allclose(shapley_values(v, 3), [11 / 6, 17 / 6, 1 / 3])
+    assert shapley_values(v, 3).sum() == pytest.approx(v[(0, 1, 2)] - v[()])  # efficiency
+
+
+def test_shapley_symmetry_and_null_player():
+    # players 0 and 1 are interchangeable, player 2 adds nothing
+    v = {c: float(len(set(c) & {0, 1})) for c in all_subsets(3)}
+    np.testing.assert_allclose(shapley_values(v, 3), [1, 1, 0])
+    assert len(all_subsets(4)) == 16 and all_subsets(2) == [(), (0,), (1,), (0, 1)]
+    with pytest.raises(ValueError, match="lacks"):
+        shapley_values({(): 0, (0,): 1}, 2)
+
+
+class OneModalityModel(nn.Module):
+    """Looks only at channel `m` of a C x 4 x 4 x 4 input: class 1 when its mean is positive."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        s = 10 * x[:, self.m].mean(dim=(1, 2, 3))
+        return torch.stack([torch.zeros_like(s), s], dim=1)
+
+
+def test_a_model_that_uses_one_modality_gets_all_the_shapley_value():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 10)
+    inputs = []
+    for y in labels:
+        x = rng.normal(0, 1, (1, 4, 4, 4, 4)).astype(np.float32)
+        x[0, 2] = (1.0 if y else -1.0) + 0.1 * x[0, 2]
+        inputs.append((torch.from_numpy(x),))
+    layout = FlatLayout(inputs[0])
+    flat = [layout.flatten(x).numpy() for x in inputs]
+    predict = Predictor(OneModalityModel(2), layout, fast=False)
+    v = subset_performance(predict, layout, flat, labels, "accuracy", batch_size=7)
+    assert len(v) == 16
+    phi = shapley_values({tuple(c): p for c, p in zip(v["subset"], v["performance"])}, 4)
+    # with channel 2: accuracy 1; without it the mean is 0, the model says class 0: accuracy 0.5
+    np.testing.assert_allclose(phi, [0, 0, 0.5, 0], atol=1e-9)
+
+
+# ---------------------------------------------------------------- feature removal
+
+def test_removal_steps_are_cumulative_and_positive_only():
+    values = np.array([0.0, -1.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], np.float32)
+    qs = removal_fractions(10)
+    step = removal_steps(values, qs)
+    assert step[0] == NEVER and step[1] == NEVER  # zero and negative values are never removed
+    removed = [(step <= j).sum() for j in range(len(qs))]
+    assert removed[0] == 0 and removed[-1] == 10  # q = 0 removes nothing, q = 1 every positive voxel
+    assert all(a <= b for a, b in zip(removed, removed[1:]))  # cumulative
+    assert step[values.argmax()] == 1  # the top voxel goes first
+    assert (removal_steps(np.zeros(5), qs) == NEVER).all()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_baselines_remove_as_many_voxels_as_the_map(ties):
+    rng = np.random.default_rng(1)
+    values = rng.random(500).astype(np.float32)
+    values[rng.random(500) < 0.3] = 0
+    if ties:
+        values[:100] = 1.0  # saturated values, as after normalisation and clipping
+    qs = removal_fractions(10)
+    step = removal_steps(values, qs)
+    base = baseline_steps(step, 15, seed=10, case="c1")
+    assert base.shape == (15, 500)
+    for j in range(len(qs)):
+        assert ((base <= j).sum(axis=1) == (step <= j).sum()).all()
+    # permutations differ between draws and are the same for every method (seeded by model seed, case, draw)
+    assert not np.array_equal(base[0], base[1])
+    np.testing.assert_array_equal(base, baseline_steps(step, 15, seed=10, case="c1"))
+
+
+class UsesVoxels(nn.Module):
+    """Class-1 logit = mean of a fixed set of voxels S; class-0 logit = 0."""
+
+    def __init__(self, idx):
+        super().__init__()
+        self.idx = torch.as_tensor(idx)
+
+    def forward(self, x):
+        s = x.reshape(len(x), -1)[:, self.idx].mean(dim=1)
+        return torch.stack([torch.zeros_like(s), s], dim=1)
+
+
+def _toy_removal(map_on_s, map_elsewhere):
+    rng = np.random.default_rng(2)
+    n, s_idx = 2 * 8 * 8, np.arange(0, 128, 16)  # 8 used voxels out of 128, 2 modalities of 8 x 8
+    labels = np.array([0, 1] * 6)
+    inputs = []
+    for y in labels:
+        x = rng.normal(0, 1, n).astype(np.float32)
+        x[s_idx] = 1.0 if y else -1.0
+        inputs.append(x)
+    layout = FlatLayout((torch.zeros(1, 2, 8, 8),))
+    predict = Predictor(UsesVoxels(s_idx), layout, fast=False)
+    maps = []
+    for _ in labels:
+        m = rng.uniform(*map_elsewhere, n).astype(np.float32)
+        m[s_idx] = map_on_s
+        maps.append(m)
+    cfg = {"n_steps": 10, "baselines": 15, "replacement": "zero", "metric": "accuracy", "batch_size": 50}
+    curves, removed = removal_curves(predict, layout, [f"c{i}" for i in range(len(labels))], inputs, maps, labels,
+                                     cfg, seed=10)
+    return curves, removed
+
+
+def test_a_map_on_the_used_voxels_beats_random_and_its_reverse_does_not():
+    curves, removed = _toy_removal(1.0, (0.01, 0.5))
+    result = delta_aupc(curves)
+    m = curves[curves["curve"] == "map"].set_index("q")["performance"]
+    assert m.loc[0.0] == 1.0 and m.loc[0.1] == 0.5  # the 8 used voxels are in the top 10 %
+    assert result["delta_aupc"] > 0.3 and result["performance_unperturbed"] == 1.0
+    # every baseline removes exactly as many voxels as the map, case by case and step by step
+    counts = removed.pivot_table(index=["case", "step"], columns="draw", values="removed")
+    assert (counts.nunique(axis=1) == 1).all()
+    reverse, _ = _toy_removal(0.001, (0.5, 1.0))  # the used voxels ranked last
+    assert delta_aupc(reverse)["delta_aupc"] < 0
+    assert len(curves) == 16 * 11 and set(curves["curve"]) == {"map", "baseline"}
+
+
+def test_delta_aupc_is_baseline_area_minus_map_area():
+    q = np.linspace(0, 1, 3)
+    rows = [{"curve": "map", "draw": 0, "q": x, "performance": p} for x, p in zip(q, [1.0, 0.5, 0.5])]
+    rows += [{"curve": "baseline", "draw": d, "q": x, "performance": p}
+             for d, perf in ((1, [1.0, 1.0, 0.5]), (2, [1.0, 0.8, 0.5])) for x, p in zip(q, perf)]
+    r = delta_aupc(pd.DataFrame(rows))
+    # map: trapezoids 0.5*(1+0.5)/2 + 0.5*(0.5+0.5)/2 = 0.625; mean baseline (1, 0.9, 0.5): 0.475 + 0.35 = 0.825
+    assert r["aupc_map"] == pytest.approx(0.625) and r["aupc_baseline"] == pytest.approx(0.825)
+    assert r["delta_aupc"] == pytest.approx(0.2)
+
+
+def test_replacement_values():
+    layout = FlatLayout((torch.zeros(1, 2, 4, 4),))
+    x = np.arange(32, dtype=np.float32)
+    m = np.linspace(0, 1, 32).astype(np.float32)
+    assert (replacement_values(x, m, layout, "zero", 1, "c") == 0).all()
+    mean = replacement_values(x, m, layout, "mean", 1, "c")
+    assert (mean[:16] == 7.5).all() and (mean[16:] == 23.5).all()  # per modality
+    sampled = replacement_values(x, m, layout, "sampled", 1, "c", low_quantile=0.5)
+    assert set(sampled[:16]) <= set(x[:8]) and set(sampled[16:]) <= set(x[16:24])  # low-importance donors only
+    from scipy import ndimage
+
+    nb = replacement_values(x, m, layout, "neighbourhood", 1, "c", neighbourhood_size=3)
+    np.testing.assert_allclose(nb[:16], ndimage.uniform_filter(x[:16].reshape(4, 4), 3, mode="nearest").ravel())
+    from clinxai import ClinxaiError
+
+    with pytest.raises(ClinxaiError, match="replacement"):
+        replacement_values(x, m, layout, "blur", 1, "c")
+
+
+# ---------------------------------------------------------------- MI correlation
+
+def test_mi_correlation_matches_scipy_and_is_nan_with_a_reason():
+    phi, parts = np.array([0.1, 0.4, 0.2, 0.3]), [np.full((2, 2), v) for v in (1.0, 4.0, 3.0, 2.0)]
+    mi = modality_sums(parts)
+    np.testing.assert_allclose(mi, [4, 16, 12, 8])
+    tau, p, reason = mi_correlation(phi, mi)
+    ref = kendalltau(phi, mi)
+    assert tau == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue) and reason == ""
+    assert modality_sums([np.array([-1.0, 2.0])])[0] == 2.0  # positive values only
+    for args, why in (((phi, mi, True), "identical"), ((phi, np.zeros(4)), "all equal"),
+                      ((np.ones(4), mi), "Shapley values are all equal"), ((phi, np.array([1, np.nan, 2, 3])), "finite")):
+        tau, p, reason = mi_correlation(*args)
+        assert np.isnan(tau) and np.isnan(p) and why in reason
+
+
+def test_identical_across_modalities():
+    from clinxai.metrics.modality import identical_across_modalities
+
+    a = np.random.default_rng(0).random((3, 3))
+    assert identical_across_modalities([a, a.copy(), a.copy()])
+    assert not identical_across_modalities([a, a + 1e-3])
+    assert not identical_across_modalities([a, np.zeros((2, 2))])
+
+
+# ---------------------------------------------------------------- fast evaluation
+
+@pytest.mark.parametrize("task", ["glioma", "knee"])
+def test_fast_predictor_agrees_with_the_eager_model(task):
+    torch.manual_seed(0)
+    if task == "glioma":
+        model, x = GeneNet3D(4, (16, 16, 8), (4, 8), 16), (torch.randn(1, 4, 16, 16, 8),)
+    else:
+        model, x = KneeNet((4, 8)), tuple(torch.randn(1, 4, 16, 16) for _ in range(3))
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    layout = FlatLayout(x)
+    flat = torch.stack([layout.flatten(x) + 0.1 * i for i in range(5)])
+    p_fast, c_fast = Predictor(model, layout, fast=True)(flat)
+    p_slow, c_slow = Predictor(model, layout, fast=False)(flat)
+    np.testing.assert_allclose(p_fast, p_slow, atol=1e-5)
+    with torch.no_grad():
+        ref = torch.softmax(model.eval()(*layout.unflatten(flat)), 1)[:, 1].numpy()
+    np.testing.assert_allclose(p_slow, ref, atol=1e-6)

@@ -1,0 +1,97 @@
+"""Fast batched evaluation of a trained model on many perturbed copies of its inputs.
+
+The evaluation stages (feature removal, modality Shapley) feed a model tens of thousands of perturbed inputs. They
+work on a *flat* view of one case: every modality (channel or knee view) flattened and concatenated in order, so a
+heatmap (a list of per-modality arrays) and its input line up voxel by voxel, whatever the task's input layout.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class FlatLayout:
+    """Converts one case's model inputs (a tuple of 1 x ... tensors) to and from a flat vector."""
+
+    def __init__(self, example: tuple[torch.Tensor, ...]):
+        self.shapes = [tuple(t.shape[1:]) for t in example]  # per input tensor, without the batch dimension
+        self.sizes = [math.prod(s) for s in self.shapes]
+        if len(example) > 1:  # knee: one modality per view tensor
+            self.modality_sizes = list(self.sizes)
+        else:  # channels of one tensor
+            c = self.shapes[0][0]
+            self.modality_sizes = [self.sizes[0] // c] * c
+        self.n = sum(self.sizes)
+
+    def flatten(self, x: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.cat([t.reshape(-1) for t in x])
+
+    def unflatten(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """B x N -> model inputs with batch dimension B."""
+        parts = torch.split(flat, self.sizes, dim=1)
+        return tuple(p.reshape(flat.shape[0], *s) for p, s in zip(parts, self.shapes))
+
+    def flatten_map(self, parts) -> np.ndarray:
+        """Per-modality map arrays -> one flat float32 vector in the same order as the inputs."""
+        flat = np.concatenate([np.asarray(p, dtype=np.float32).ravel() for p in parts])
+        if flat.size != self.n:
+            raise ValueError(f"map has {flat.size} values, the inputs {self.n}: map and input shapes differ")
+        return flat
+
+    def modality_slices(self) -> list[slice]:
+        ends = np.cumsum(self.modality_sizes)
+        return [slice(int(e - s), int(e)) for s, e in zip(self.modality_sizes, ends)]
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy with every Conv -> BatchNorm pair folded into one conv (eval mode; same outputs up to rounding)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        names = list(module._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = module._modules[a], module._modules[b]
+            if isinstance(conv, (nn.Conv2d, nn.Conv3d)) and isinstance(bn, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                module._modules[b] = nn.Identity()
+    return model
+
+
+class Predictor:
+    """Class-1 probabilities and predicted classes of a model for batches of flat inputs.
+
+    `fast=True` folds BatchNorm into the convolutions and uses the channels-last memory layout: about 2x faster on
+    CPU for the same predictions (up to float rounding; the test suite checks agreement).
+    """
+
+    def __init__(self, model: nn.Module, layout: FlatLayout, device: str = "cpu", fast: bool = True):
+        self.layout, self.device = layout, device
+        model = fuse_batchnorm(model) if fast else copy.deepcopy(model).eval()
+        self.memory_format = None
+        if fast:
+            volumetric = any(isinstance(m, nn.Conv3d) for m in model.modules())
+            fmt = torch.channels_last_3d if volumetric else torch.channels_last
+            model = model.to(memory_format=fmt)
+            if len(layout.shapes) == 1:  # one image tensor: give it the same layout (knee views are reshaped inside)
+                self.memory_format = fmt
+        self.model = model.to(device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, flat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        x = self.layout.unflatten(flat.to(self.device))
+        if self.memory_format is not None:
+            x = tuple(t.contiguous(memory_format=self.memory_format) for t in x)
+        prob = torch.softmax(self.model(*x).float(), dim=1).cpu().numpy()
+        return prob[:, 1], prob.argmax(1)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

@@ -1,0 +1,1 @@
+"""Evaluation metrics of heatmaps: truthfulness (feature removal, modality importance) and plausibility."""

@@ -1,0 +1,97 @@
+"""Modality importance (SPEC §4, paper §4.3.2): exact modality Shapley values and the MI correlation of a map.
+
+The game: players are the M modalities (glioma channels, knee views); v(c) is the test-set performance of the model
+when every modality not in c is set to 0 (after normalisation). v(∅) is included. With M <= 4 all 2^M subsets are
+evaluated, so the Shapley values are exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import kendalltau
+
+from ..inference import FlatLayout
+from .removal import _Batcher, performance
+
+
+def all_subsets(n: int) -> list[tuple[int, ...]]:
+    """Every subset of range(n), by size then lexicographically, the empty set first."""
+    return [c for k in range(n + 1) for c in itertools.combinations(range(n), k)]
+
+
+def shapley_values(value: dict, n: int) -> np.ndarray:
+    """Exact Shapley values φ_m = Σ_{c ⊆ N∖{m}} |c|!(n−|c|−1)!/n! · (v(c ∪ {m}) − v(c)).
+
+    `value` maps every subset (a tuple or frozenset of player indices) to its worth.
+    """
+    v = {frozenset(k): float(x) for k, x in value.items()}
+    missing = [c for c in all_subsets(n) if frozenset(c) not in v]
+    if missing:
+        raise ValueError(f"the game lacks the worth of {len(missing)} subsets, e.g. {missing[0]}")
+    phi = np.zeros(n)
+    for m in range(n):
+        others = [i for i in range(n) if i != m]
+        for k in range(n):
+            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for c in itertools.combinations(others, k):
+                phi[m] += w * (v[frozenset(c) | {m}] - v[frozenset(c)])
+    return phi
+
+
+def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], labels: np.ndarray, metric: str,
+                       batch_size: int) -> pd.DataFrame:
+    """v(c) for every modality subset c: one row per subset (modalities kept, performance)."""
+    subsets = all_subsets(len(layout.modality_sizes))
+    keep = np.zeros((len(subsets), layout.n), dtype=bool)
+    for s, c in enumerate(subsets):
+        for m in c:
+            keep[s, layout.modality_slices()[m]] = True
+    keep_t = torch.from_numpy(keep)
+    batcher = _Batcher(predict, batch_size)
+    for i, x in enumerate(inputs):
+        xt = torch.from_numpy(x)
+        for start in range(0, len(subsets), batch_size):
+            idx = list(range(start, min(start + batch_size, len(subsets))))
+            batcher.add(torch.where(keep_t[idx], xt, torch.zeros(())), [(s, i) for s in idx])
+    batcher.flush()
+    prob1 = np.zeros((len(subsets), len(inputs)), np.float32)
+    pred = np.zeros((len(subsets), len(inputs)), np.int64)
+    for (s, i), p1, pr in batcher.results:
+        prob1[s, i], pred[s, i] = p1, pr
+    perf = performance(metric, labels, prob1, pred)
+    return pd.DataFrame({"subset": [list(c) for c in subsets], "size": [len(c) for c in subsets], "performance": perf})
+
+
+def modality_sums(parts) -> np.ndarray:
+    """Estimated modality importance MI_m: the sum of the positive map values of each modality."""
+    return np.array([float(np.clip(np.asarray(p, dtype=np.float64), 0, None).sum()) for p in parts])
+
+
+def identical_across_modalities(parts) -> bool:
+    """True when every modality carries the same map (GradCAM's replicated layer map, unified supervoxels)."""
+    first = np.asarray(parts[0])
+    return len(parts) > 1 and all(np.asarray(p).shape == first.shape and np.array_equal(p, first) for p in parts[1:])
+
+
+def mi_correlation(phi: np.ndarray, mi: np.ndarray, identical: bool = False) -> tuple[float, float, str]:
+    """Kendall τ-b between the modality Shapley values and the map's modality sums: (tau, p, reason).
+
+    NaN with a reason when it is not computable: the map is the same on every modality, the map's modality sums are
+    all equal (e.g. an all-zero map), or the Shapley values are all equal.
+    """
+    phi, mi = np.asarray(phi, float), np.asarray(mi, float)
+    if identical:
+        return float("nan"), float("nan"), "map identical across modalities (not modality-specific)"
+    if not np.isfinite(mi).all():
+        return float("nan"), float("nan"), "map has non-finite values"
+    if np.ptp(mi) == 0:
+        return float("nan"), float("nan"), "modality sums of the map are all equal (e.g. an all-zero map)"
+    if np.ptp(phi) == 0:
+        return float("nan"), float("nan"), "modality Shapley values are all equal"
+    res = kendalltau(phi, mi, variant="b")
+    return float(res.statistic), float(res.pvalue), ""

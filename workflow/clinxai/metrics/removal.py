@@ -1,0 +1,194 @@
+"""Cumulative feature removal and ΔAUPC (SPEC §4, G3 truthfulness, paper §4.3.1).
+
+At step q (0, 0.1, ..., 1) the voxels whose positive map value is >= the (1 - q) quantile of the map's non-zero
+values are replaced; thresholds are computed once per map, so removal is cumulative, and modalities are pooled.
+Step 0 is the unperturbed input (the curve starts at the model's own performance). Each random baseline is a random
+permutation of the same map: the same number of voxels is removed at every step, at random positions. Permutations
+are seeded per (model seed, case, draw) and not per method, so all methods of a model are compared against the
+same random positions (common random numbers: less noise in differences between methods).
+
+Performance at each step is computed over the whole test set (accuracy or ROC AUC), one curve for the map and one
+per baseline; AUPC is the trapezoid area over q, AUPC(Hb) the area of the mean baseline curve, and
+ΔAUPC = AUPC(Hb) - AUPC(H): positive when removing what the map ranks first hurts more than removing random voxels.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from .. import ClinxaiError
+from ..inference import FlatLayout
+from ..metrics_basic import roc_auc
+
+REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood")
+NEVER = np.iinfo(np.int16).max
+
+
+def removal_fractions(n_steps: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, n_steps + 1)
+
+
+def removal_steps(values: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """For each voxel, the index of the first step that removes it (NEVER for voxels with value <= 0).
+
+    Voxels with value >= quantile(non-zero values, 1 - q) are removed at step q; q = 0 removes nothing.
+    """
+    values = np.asarray(values, dtype=np.float32).ravel()
+    step = np.full(values.shape, NEVER, dtype=np.int16)
+    positive = values > 0
+    if not positive.any():
+        return step
+    thresholds = np.quantile(values[positive], 1.0 - qs)  # decreasing with the step index
+    for j in range(len(qs) - 1, 0, -1):  # later steps first, so the earliest step that removes a voxel wins
+        step[positive & (values >= thresholds[j])] = j
+    return step
+
+
+def case_rng(seed: int, case: str, draw: int) -> np.random.Generator:
+    """Random numbers per (model seed, case, draw): the same for every method."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(case).encode()), int(draw)])
+
+
+def baseline_steps(step: np.ndarray, n_baselines: int, seed: int, case: str) -> np.ndarray:
+    """Removal steps of the random baselines: each is the map's steps at randomly permuted positions.
+
+    Permuting the map's values and recomputing the thresholds gives exactly this (the thresholds depend only on the
+    multiset of values), so every baseline removes the same number of voxels as the map at every step.
+    """
+    return np.stack([step[case_rng(seed, case, b + 1).permutation(step.size)] for b in range(n_baselines)])
+
+
+def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, seed: int, case: str,
+                       neighbourhood_size: int = 5, low_quantile: float = 0.5) -> np.ndarray:
+    """The value each voxel takes when removed (flat, like `x`).
+
+    zero: 0 (glioma, synthetic; the paper). mean: the modality's (knee view's) mean over the case (knee; the paper).
+    sampled: values drawn at random from the same modality's low-importance voxels (map value at or below the
+    modality's `low_quantile`), so removed voxels keep a realistic intensity distribution.
+    neighbourhood: the local mean of the modality over a cube of `neighbourhood_size` voxels per side.
+    """
+    out = np.empty_like(x)
+    shapes = _modality_shapes(layout)
+    for m, sl in enumerate(layout.modality_slices()):
+        xm = x[sl]
+        if how == "zero":
+            out[sl] = 0.0
+        elif how == "mean":
+            out[sl] = xm.mean()
+        elif how == "sampled":
+            mm = flat_map[sl]
+            low = np.flatnonzero(mm <= np.quantile(mm, low_quantile))
+            out[sl] = xm[case_rng(seed, case, 1_000_000 + m).choice(low, size=xm.size)]
+        elif how == "neighbourhood":
+            out[sl] = ndimage.uniform_filter(xm.reshape(shapes[m]), size=neighbourhood_size, mode="nearest").ravel()
+        else:
+            raise ClinxaiError(f"unknown replacement {how!r} (truthfulness.removal.replacement): use one of "
+                               f"{', '.join(REPLACEMENTS)}")
+    return out
+
+
+def _modality_shapes(layout: FlatLayout) -> list[tuple[int, ...]]:
+    if len(layout.shapes) > 1:
+        return list(layout.shapes)
+    return [layout.shapes[0][1:]] * layout.shapes[0][0]
+
+
+def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Performance over the test set along the last axis: accuracy of `pred` or ROC AUC of `prob1`."""
+    if metric == "accuracy":
+        return (pred == labels).mean(axis=-1)
+    if metric == "auc":
+        flat = prob1.reshape(-1, prob1.shape[-1])
+        return np.array([roc_auc(labels, p) for p in flat]).reshape(prob1.shape[:-1])
+    raise ClinxaiError(f"unknown performance metric {metric!r} (truthfulness.metric): use accuracy or auc")
+
+
+class _Batcher:
+    """Collects perturbed inputs from many cases into batches of about `size` for one forward pass each."""
+
+    def __init__(self, predict, size: int):
+        self.predict, self.size = predict, size
+        self.inputs, self.keys, self.results = [], [], []
+
+    def add(self, x: torch.Tensor, keys: list) -> None:
+        self.inputs.append(x)
+        self.keys += keys
+        if sum(len(t) for t in self.inputs) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.inputs:
+            prob1, pred = self.predict(torch.cat(self.inputs))
+            self.results += list(zip(self.keys, prob1, pred))
+            self.inputs, self.keys = [], []
+
+
+def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
+                   labels: np.ndarray, cfg: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Perturbation curves of one map per case and of its random baselines, over the whole test set.
+
+    `predict(flat B x N tensor) -> (prob1, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps, baselines,
+    replacement, metric, batch_size, neighbourhood_size, low_quantile.
+    Returns (curves: one row per curve and step; removed: voxels removed per case, curve and step).
+    """
+    qs = removal_fractions(cfg["n_steps"])
+    n_curves, n_steps = 1 + cfg["baselines"], len(qs)
+    prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
+    pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
+    removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
+    batcher = _Batcher(predict, cfg["batch_size"])
+    items = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
+    for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
+        step = removal_steps(flat_map, qs)
+        steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
+        for j in range(n_steps):
+            removed[:, j, c] = (steps <= j).sum(axis=1)
+        repl = replacement_values(x, flat_map, layout, cfg["replacement"], seed, case,
+                                  cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5))
+        xt, rt, st = torch.from_numpy(x), torch.from_numpy(repl), torch.from_numpy(steps)
+        batcher.add(xt[None], [(c, None, 0)])  # step 0: the unperturbed input, shared by every curve
+        for start in range(0, len(items), cfg["batch_size"]):
+            chunk = items[start:start + cfg["batch_size"]]
+            r = torch.tensor([i[0] for i in chunk])
+            j = torch.tensor([i[1] for i in chunk], dtype=torch.int16)
+            batcher.add(torch.where(st[r] <= j[:, None], rt, xt), [(c, ri, ji) for ri, ji in chunk])
+    batcher.flush()
+    for (c, r, j), p1, pr in batcher.results:
+        if r is None:
+            prob1[:, 0, c], pred[:, 0, c] = p1, pr
+        else:
+            prob1[r, j, c], pred[r, j, c] = p1, pr
+    if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
+        raise RuntimeError("baselines removed a different number of voxels than the map")
+    perf = performance(cfg["metric"], labels, prob1, pred)
+    n_total = layout.n
+    curves = pd.DataFrame([
+        {"curve": "map" if r == 0 else "baseline", "draw": r, "step": j, "q": float(qs[j]),
+         "performance": float(perf[r, j]), "removed_fraction": float(removed[r, j].mean() / n_total)}
+        for r in range(n_curves) for j in range(n_steps)])
+    removed_df = pd.DataFrame([
+        {"case": case, "draw": r, "step": j, "removed": int(removed[r, j, c])}
+        for c, case in enumerate(cases) for r in range(n_curves) for j in range(n_steps)])
+    return curves, removed_df
+
+
+def aupc(q: np.ndarray, performance: np.ndarray) -> float:
+    return float(np.trapezoid(performance, q))
+
+
+def delta_aupc(curves: pd.DataFrame) -> dict:
+    """AUPC(H), AUPC(Hb) of the mean baseline curve, ΔAUPC and the spread of the single baselines' areas."""
+    m = curves[curves["curve"] == "map"].sort_values("q")
+    b = curves[curves["curve"] == "baseline"]
+    mean_b = b.groupby("q")["performance"].mean().sort_index()
+    areas = [aupc(g["q"].to_numpy(), g["performance"].to_numpy()) for _, g in b.sort_values("q").groupby("draw")]
+    a_h = aupc(m["q"].to_numpy(), m["performance"].to_numpy())
+    a_b = aupc(mean_b.index.to_numpy(), mean_b.to_numpy())
+    return {"aupc_map": a_h, "aupc_baseline": a_b, "delta_aupc": a_b - a_h,
+            "baseline_aupc_std": float(np.std(areas, ddof=1)) if len(areas) > 1 else float("nan"),
+            "performance_unperturbed": float(m["performance"].iloc[0])}

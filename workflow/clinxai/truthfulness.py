@@ -1,0 +1,149 @@
+"""The G3 truthfulness stage: feature removal per method, modality Shapley per model, and their summaries."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import ClinxaiError
+from .attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
+from .attribution.run import KNEE_VIEWS, load_inputs, load_maps, modality_shapes
+from .inference import FlatLayout, Predictor, resolve_device
+from .io import save_csv
+from .metrics.modality import identical_across_modalities, mi_correlation, modality_sums, shapley_values
+from .metrics.modality import subset_performance
+from .metrics.removal import delta_aupc, removal_curves
+from .models import load_checkpoint
+
+log = logging.getLogger("clinxai.truthfulness")
+
+
+def modality_names(task: str, meta: dict) -> list[str]:
+    return list(KNEE_VIEWS) if task == "knee" else list(meta["channels"])
+
+
+def removal_cfg(truth_cfg: dict, task: str) -> dict:
+    """The truthfulness config as the removal functions take it for one task."""
+    r = truth_cfg["removal"]
+    return {"n_steps": r["n_steps"], "baselines": r["baselines"], "replacement": r["replacement"][task],
+            "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
+            "metric": truth_cfg["metric"][task], "batch_size": truth_cfg["batch_size"], "fast": truth_cfg["fast"]}
+
+
+def _test_set(task: str, data_dir, predictions):
+    pred = pd.read_csv(predictions, dtype={"case": str})
+    if pred.empty:
+        raise ClinxaiError(f"{predictions} lists no test cases: the split has an empty test set.")
+    cases = list(pred["case"])
+    return cases, pred["label"].to_numpy(int), load_inputs(task, data_dir, cases)
+
+
+def _check_maps(maps: dict, cases: list[str], path) -> None:
+    missing = [c for c in cases if c not in maps]
+    if missing:
+        raise ClinxaiError(f"{path} has no map for test cases {missing[:5]}: rerun its heatmaps job "
+                           "(delete the file) so maps and predictions agree.")
+
+
+def run_feature_removal(task: str, method: str, seeds: list[int], checkpoints: list, predictions: list, maps: list,
+                        data_dir, cfg: dict, post_cfg: dict, names: list[str], out_curves, out_sums,
+                        threads: int = 1, device: str = "auto") -> pd.DataFrame:
+    """Feature-removal curves of one method for every model, and the modality sums of its processed maps."""
+    torch.set_num_threads(max(1, threads))
+    dev = resolve_device(device)
+    curves, sums = [], []
+    for seed, ckpt, pred_path, maps_path in zip(seeds, checkpoints, predictions, maps):
+        t0 = time.perf_counter()
+        cases, labels, inputs = _test_set(task, data_dir, pred_path)
+        raw = load_maps(maps_path)
+        _check_maps(raw, cases, maps_path)
+        layout = FlatLayout(inputs[0])
+        flat_inputs, flat_maps = [], []
+        for case, x in zip(cases, inputs):
+            parts, status = postprocess(raw[case], modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
+            if status == STATUS_NONFINITE:  # nothing is removed for a failed map; it is flagged in the sums table
+                parts = [np.zeros_like(p) for p in parts]
+            flat_inputs.append(layout.flatten(x).numpy())
+            flat_maps.append(layout.flatten_map(parts))
+            sums.append({"seed": seed, "case": case, "method": method, "status": status,
+                         "identical": identical_across_modalities(parts),
+                         **{f"mi_{n}": v for n, v in zip(names, modality_sums(parts))}})
+        predict = Predictor(load_checkpoint(ckpt, task=task), layout, dev, fast=cfg["fast"])
+        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed)
+        curves.append(c.assign(task=task, seed=seed, method=method, metric=cfg["metric"],
+                               replacement=cfg["replacement"]))
+        s = delta_aupc(c)
+        log.info("%s %s seed %d: AUPC(H) %.3f AUPC(Hb) %.3f ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed,
+                 s["aupc_map"], s["aupc_baseline"], s["delta_aupc"], len(cases), time.perf_counter() - t0)
+    table = pd.concat(curves, ignore_index=True)
+    lead = ["task", "seed", "method", "metric", "replacement"]
+    table = table[lead + [c for c in table.columns if c not in lead]]
+    save_csv(out_curves, table)
+    save_csv(out_sums, pd.DataFrame(sums))
+    return table
+
+
+def run_modality_shapley(task: str, seeds: list[int], checkpoints: list, predictions: list, data_dir, cfg: dict,
+                         names: list[str], out_subsets, out_phi, threads: int = 1, device: str = "auto"):
+    """v(c) on every modality subset and the exact Shapley value of each modality, per model."""
+    torch.set_num_threads(max(1, threads))
+    dev = resolve_device(device)
+    subsets, phis = [], []
+    for seed, ckpt, pred_path in zip(seeds, checkpoints, predictions):
+        cases, labels, inputs = _test_set(task, data_dir, pred_path)
+        layout = FlatLayout(inputs[0])
+        if len(layout.modality_sizes) != len(names):
+            raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
+                               f"{len(names)} ({', '.join(names)})")
+        predict = Predictor(load_checkpoint(ckpt, task=task), layout, dev, fast=cfg["fast"])
+        v = subset_performance(predict, layout, [layout.flatten(x).numpy() for x in inputs], labels, cfg["metric"],
+                               cfg["batch_size"])
+        phi = shapley_values({tuple(c): p for c, p in zip(v["subset"], v["performance"])}, len(names))
+        v["modalities"] = ["+".join(names[i] for i in c) or "(none)" for c in v["subset"]]
+        subsets.append(v.drop(columns="subset").assign(task=task, seed=seed, metric=cfg["metric"]))
+        phis += [{"task": task, "seed": seed, "modality": n, "phi": float(p), "metric": cfg["metric"]}
+                 for n, p in zip(names, phi)]
+        log.info("%s seed %d: v(all) %.3f, v(none) %.3f, φ = %s", task, seed, v["performance"].iloc[-1],
+                 v["performance"].iloc[0], dict(zip(names, np.round(phi, 3))))
+    subsets = pd.concat(subsets, ignore_index=True)
+    save_csv(out_subsets, subsets[["task", "seed", "modalities", "size", "performance", "metric"]])
+    phi = pd.DataFrame(phis)
+    save_csv(out_phi, phi)
+    return phi
+
+
+def delta_aupc_table(curves: pd.DataFrame) -> pd.DataFrame:
+    rows = [{"task": t, "method": m, "seed": s, **delta_aupc(g)}
+            for (t, m, s), g in curves.groupby(["task", "method", "seed"])]
+    return pd.DataFrame(rows)
+
+
+def mi_correlation_table(sums: pd.DataFrame, phi: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Kendall τ-b per (seed, method, case) between φ of the case's model and the map's modality sums."""
+    phi_by_seed = {s: g.set_index("modality").loc[names, "phi"].to_numpy() for s, g in phi.groupby("seed")}
+    rows = []
+    for r in sums.itertuples(index=False):
+        r = r._asdict()
+        if r["seed"] not in phi_by_seed:
+            raise ClinxaiError(f"no modality Shapley values for model seed {r['seed']}")
+        mi = np.array([r[f"mi_{n}"] for n in names], float)
+        tau, p, reason = mi_correlation(phi_by_seed[r["seed"]], mi, bool(r["identical"]))
+        rows.append({"seed": r["seed"], "method": r["method"], "case": r["case"], "mi_correlation": tau,
+                     "p_value": p, "reason": reason})
+    return pd.DataFrame(rows)
+
+
+def summarise(task: str, deltas: pd.DataFrame, mi: pd.DataFrame) -> pd.DataFrame:
+    """Per method: ΔAUPC over the models and MI correlation over all (model, case) pairs, mean ± std and n."""
+    d = deltas.groupby("method")["delta_aupc"].agg(["mean", "std", "count"])
+    d.columns = ["delta_aupc_mean", "delta_aupc_std", "delta_aupc_n"]
+    m = mi.groupby("method")["mi_correlation"].agg(["mean", "std", "count"])
+    m.columns = ["mi_correlation_mean", "mi_correlation_std", "mi_correlation_n"]
+    reasons = mi[mi["reason"] != ""].groupby("method")["reason"].agg(lambda r: "; ".join(sorted(set(r))))
+    out = d.join(m, how="outer").join(reasons.rename("mi_correlation_nan_reason"), how="left")
+    out["mi_correlation_nan_reason"] = out["mi_correlation_nan_reason"].fillna("")
+    return out.reset_index().assign(task=task)

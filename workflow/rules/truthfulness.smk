@@ -1,0 +1,128 @@
+# G3 truthfulness (SPEC §4): feature-removal curves per (task, method) over all models, modality Shapley values
+# per task, then ΔAUPC and MI correlation tables and Fig. 3.
+#
+# One feature_removal job covers one method on every model: editing a method's parameters reruns its heatmaps on
+# every model anyway, and one process per method (not per method and model) saves the start-up of ~100 jobs.
+
+from clinxai.attribution.postprocess import task_postprocess_cfg
+from clinxai.truthfulness import removal_cfg
+
+
+def truth_dir(task):
+    return f"{RESULTS}/{task}/truthfulness"
+
+
+def removal_outputs(task, method):
+    return {
+        "curves": f"{truth_dir(task)}/removal/{method}.csv",
+        "sums": f"{truth_dir(task)}/modality_sums/{method}.csv",
+    }
+
+
+def shapley_outputs(task):
+    return {"subsets": f"{truth_dir(task)}/shapley_subsets.csv", "phi": f"{truth_dir(task)}/shapley.csv"}
+
+
+def truthfulness_outputs(task):
+    return {
+        "delta_aupc": f"{truth_dir(task)}/delta_aupc.csv",
+        "mi_correlation": f"{truth_dir(task)}/mi_correlation.csv",
+        "summary": f"{truth_dir(task)}/summary.csv",
+    }
+
+
+def models_of(task, key):
+    return [model_outputs(task, s)[key] for s in SEEDS]
+
+
+rule feature_removal:
+    input:
+        checkpoints=lambda wc: models_of(wc.task, "checkpoint"),
+        predictions=lambda wc: models_of(wc.task, "predictions"),
+        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in SEEDS],
+        meta=lambda wc: prepared(wc.task)["meta"],
+        arrays=lambda wc: prepared(wc.task)["arrays"],
+    output:
+        **removal_outputs("{task}", "{method}"),
+    wildcard_constraints:
+        method=methods_regex(ALL_METHODS),
+    params:
+        seeds=SEEDS,
+        cfg=lambda wc: removal_cfg(config["truthfulness"], wc.task),
+        postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
+        device=config["training"]["device"],
+    log:
+        f"{RESULTS}/logs/feature_removal/{{task}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/feature_removal/{{task}}_{{method}}.tsv"
+    threads: res("feature_removal", "threads")
+    resources:
+        mem_mb=lambda wc, attempt: res("feature_removal", "mem_mb") * attempt,
+        runtime=res("feature_removal", "runtime"),
+        gpu=res("feature_removal", "gpu"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/feature_removal.py"
+
+
+rule modality_shapley:
+    input:
+        checkpoints=lambda wc: models_of(wc.task, "checkpoint"),
+        predictions=lambda wc: models_of(wc.task, "predictions"),
+        meta=lambda wc: prepared(wc.task)["meta"],
+        arrays=lambda wc: prepared(wc.task)["arrays"],
+    output:
+        **shapley_outputs("{task}"),
+    params:
+        seeds=SEEDS,
+        cfg=lambda wc: removal_cfg(config["truthfulness"], wc.task),
+        device=config["training"]["device"],
+    log:
+        f"{RESULTS}/logs/modality_shapley/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/modality_shapley/{{task}}.tsv"
+    threads: res("modality_shapley", "threads")
+    resources:
+        mem_mb=lambda wc, attempt: res("modality_shapley", "mem_mb") * attempt,
+        runtime=res("modality_shapley", "runtime"),
+        gpu=res("modality_shapley", "gpu"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/modality_shapley.py"
+
+
+rule truthfulness_summary:
+    input:
+        curves=lambda wc: [removal_outputs(wc.task, m)["curves"] for m in task_methods(config, wc.task)],
+        sums=lambda wc: [removal_outputs(wc.task, m)["sums"] for m in task_methods(config, wc.task)],
+        phi=lambda wc: shapley_outputs(wc.task)["phi"],
+        meta=lambda wc: prepared(wc.task)["meta"],
+    output:
+        **truthfulness_outputs("{task}"),
+    log:
+        f"{RESULTS}/logs/truthfulness_summary/{{task}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/truthfulness_summary.py"
+
+
+rule fig3_perturbation_curves:
+    input:
+        curves=lambda wc: [removal_outputs(wc.task, m)["curves"] for m in task_methods(config, wc.task)],
+        delta_aupc=lambda wc: truthfulness_outputs(wc.task)["delta_aupc"],
+    output:
+        figure=report(
+            f"{RESULTS}/{{task}}/figures/fig3_perturbation_curves.png",
+            caption="../report/fig3.rst",
+            category="G3 truthfulness",
+            subcategory="{task}",
+        ),
+    log:
+        f"{RESULTS}/logs/fig3/{{task}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/fig3_perturbation_curves.py"
