@@ -11,6 +11,16 @@ include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/truthfulness.smk"
 
 
+# Tables and figures are quick: on a cluster they run on the submit host instead of waiting in the queue.
+localrules:
+    all,
+    model_summary,
+    merge_heatmaps,
+    heatmap_timing,
+    truthfulness_summary,
+    fig3_perturbation_curves,
+
+
 rule all:
     default_target: True
     input:

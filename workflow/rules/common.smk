@@ -24,6 +24,16 @@ def res(rule_name, key):
     return table.get(rule_name, {}).get(key, table["default"][key])
 
 
+def rule_resources(rule_name, scale_mem=False):
+    """mem_mb, runtime and gpu of a rule from config; mem_mb grows with the attempt for heavy rules (--retries)."""
+    mem = res(rule_name, "mem_mb")
+    return {
+        "mem_mb": (lambda wc, attempt: mem * attempt) if scale_mem else mem,
+        "runtime": res(rule_name, "runtime"),
+        "gpu": res(rule_name, "gpu"),
+    }
+
+
 def data_root(task):
     """The dataset folder a task reads: the user's real data, or the phantom the workflow builds."""
     cfg = config["data"][task]

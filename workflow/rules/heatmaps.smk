@@ -143,6 +143,9 @@ rule merge_heatmaps:
         method=methods_regex(SHARDED),
     log:
         f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}_merge.log",
+    threads: res("merge_heatmaps", "threads")
+    resources:
+        **rule_resources("merge_heatmaps"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -161,6 +164,9 @@ rule heatmap_timing:
         status=f"{RESULTS}/{{task}}/heatmaps/status.csv",
     log:
         f"{RESULTS}/logs/heatmap_timing/{{task}}.log",
+    threads: res("heatmap_timing", "threads")
+    resources:
+        **rule_resources("heatmap_timing"),
     conda:
         "../../envs/torch.yaml"
     script:

@@ -49,6 +49,9 @@ rule model_summary:
         table=f"{RESULTS}/{{task}}/models/summary.csv",
     log:
         f"{RESULTS}/logs/model_summary/{{task}}.log",
+    threads: res("model_summary", "threads")
+    resources:
+        **rule_resources("model_summary"),
     conda:
         "../../envs/torch.yaml"
     script:

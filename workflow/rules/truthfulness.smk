@@ -103,6 +103,9 @@ rule truthfulness_summary:
         **truthfulness_outputs("{task}"),
     log:
         f"{RESULTS}/logs/truthfulness_summary/{{task}}.log",
+    threads: res("truthfulness_summary", "threads")
+    resources:
+        **rule_resources("truthfulness_summary"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -122,6 +125,9 @@ rule fig3_perturbation_curves:
         ),
     log:
         f"{RESULTS}/logs/fig3/{{task}}.log",
+    threads: res("fig3_perturbation_curves", "threads")
+    resources:
+        **rule_resources("fig3_perturbation_curves"),
     conda:
         "../../envs/torch.yaml"
     script:

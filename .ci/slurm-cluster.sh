@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A real single-node SLURM cluster for CI and for trying profiles/slurm on one machine (Debian/Ubuntu, root).
+#   .ci/slurm-cluster.sh start   install slurmctld/slurmd/munge from Debian packages if missing, write a config
+#                                with one fake GPU (gres gpu:fake:1), start the daemons, wait until the node is idle
+#   .ci/slurm-cluster.sh stop    stop the daemons by the PIDs recorded at start
+#   .ci/slurm-cluster.sh status  sinfo
+# No systemd or cgroups needed (proctrack/linuxproc, task/none); no accounting database (squeue for job status).
+set -euo pipefail
+
+STATE=/run/clinxai-slurm
+HOST=$(hostname -s)
+
+start() {
+    if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+    fi
+    mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge /etc/slurm "$STATE"
+    chown slurm /var/spool/slurmctld /var/log/slurm
+    chown munge /run/munge
+    [ -f /etc/munge/munge.key ] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null;
+                                     chown munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
+    local cpus mem
+    cpus=$(nproc)
+    mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
+    cat > /etc/slurm/slurm.conf <<EOF
+ClusterName=clinxai
+SlurmctldHost=${HOST}(127.0.0.1)
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=500
+MinJobAge=3600
+ReturnToService=2
+GresTypes=gpu
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem} Gres=gpu:fake:1 State=UNKNOWN
+PartitionName=main Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
+EOF
+    echo "NodeName=${HOST} Name=gpu Type=fake File=/dev/null" > /etc/slurm/gres.conf
+    pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+    pgrep -x munged > "$STATE/munged.pid"
+    /usr/sbin/slurmctld
+    /usr/sbin/slurmd
+    for _ in $(seq 60); do
+        state=$(sinfo -h -o %T 2>/dev/null || true)
+        if [ "$state" = idle ]; then
+            echo "SLURM up: node $HOST idle, $cpus CPUs, ${mem} MB, 1 fake GPU"
+            return 0
+        fi
+        sleep 1
+    done
+    echo "SLURM did not come up; see /var/log/slurm/" >&2
+    tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+    return 1
+}
+
+stop() {
+    for daemon in slurmd slurmctld munged; do
+        if [ -f "$STATE/$daemon.pid" ]; then
+            kill "$(cat "$STATE/$daemon.pid")" 2>/dev/null || true
+            rm -f "$STATE/$daemon.pid"
+        fi
+    done
+    echo "SLURM stopped"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) sinfo ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
