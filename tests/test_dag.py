@@ -35,3 +35,24 @@ def test_missing_brats_path_stops(tmp_path):
     res = snakemake(wd, "-n", "--configfile", "config/paper.yaml")
     assert res.returncode != 0
     assert "data.glioma.brats_dir" in res.stderr + res.stdout
+
+
+def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_master):
+    """The full paper DAG resolves through profiles/slurm: every model x method, expensive methods sharded."""
+    import re
+
+    wd = workdir(tmp_path)
+    paths = overlay(wd, "paths.yaml", {"data": {
+        "glioma": {"brats_dir": str(brats_master)},
+        "knee": {"mrnet_dir": str(mrnet_master), "boxes_dir": str(mrnet_master / "boxes")}}})
+    res = snakemake(wd, "-n", "--quiet", "rules", "--workflow-profile", "profiles/slurm", "--slurm-no-account",
+                    "--configfile", "config/paper.yaml", paths)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", res.stdout, re.M)}
+    seeds, glioma, knee = 5, 16, 12  # knee: the paper left out GradCAM, GuidedGradCAM, DeepLift, FeaturePermutation
+    sharded = {"ShapleyValueSampling": 8, "Lime": 4, "KernelShap": 4, "Occlusion": 4}
+    assert jobs["train"] == 2 * seeds
+    assert jobs["heatmaps_shard"] == 2 * seeds * sum(sharded.values())
+    assert jobs["heatmaps"] + jobs["merge_heatmaps"] == seeds * (glioma + knee)
+    assert jobs["merge_heatmaps"] == 2 * seeds * len(sharded)
+    assert jobs["feature_removal"] == glioma + knee and jobs["modality_shapley"] == 2

@@ -76,7 +76,7 @@ rule modality_shapley:
         **shapley_outputs("{task}"),
     params:
         seeds=SEEDS,
-        cfg=lambda wc: removal_cfg(config["truthfulness"], wc.task),
+        cfg=lambda wc: {k: removal_cfg(config["truthfulness"], wc.task)[k] for k in ("metric", "batch_size", "fast")},
         device=config["training"]["device"],
     log:
         f"{RESULTS}/logs/modality_shapley/{{task}}.log",
