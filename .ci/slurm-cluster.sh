@@ -11,6 +11,10 @@ STATE=/run/clinxai-slurm
 HOST=$(hostname -s)
 
 start() {
+    if [ "$(sinfo -h -o %T 2>/dev/null || true)" = idle ]; then
+        echo "SLURM already up"
+        return 0
+    fi
     if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq

@@ -54,7 +54,7 @@ def test_end_to_end_and_resume(tmp_path):
         summary = pd.read_csv(wd / f"results/{task}/truthfulness/summary.csv")
         assert len(summary) == methods and summary["delta_aupc_n"].eq(2).all()
         assert summary["delta_aupc_mean"].between(-1, 1).all()
-        mi = pd.read_csv(wd / f"results/{task}/truthfulness/mi_correlation.csv")
+        mi = pd.read_csv(wd / f"results/{task}/truthfulness/mi_correlation.csv", dtype={"reason": "string"})
         mi["reason"] = mi["reason"].fillna("")
         assert len(mi) == methods * 2 * len(test_cases)
         if task == "glioma":  # GradCAM's replicated map: not computable, and the reason says why

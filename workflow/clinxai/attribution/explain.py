@@ -88,6 +88,12 @@ def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: to
             kw[k] = tuple(tuple(kw[k]) for _ in inputs)
     elif method.name == "Occlusion":
         kw["sliding_window_shapes"], kw["strides"] = tuple(kw["sliding_window_shapes"]), tuple(kw["strides"])
+    if method.name == "Occlusion":
+        windows = kw["sliding_window_shapes"] if len(inputs) > 1 else (kw["sliding_window_shapes"],)
+        for x, w in zip(inputs, windows):
+            if any(a > b for a, b in zip(w, x.shape[1:])):
+                raise ClinxaiError(f"Occlusion window {list(w)} exceeds the input {list(x.shape[1:])}: make "
+                                   "heatmaps.params.<task>.Occlusion.sliding_window_shapes fit the data grid.")
     batch_key = BATCH_KWARGS.get(method.name)
     if batch_key and batching.get(batch_key):
         kw[batch_key] = batching[batch_key]
