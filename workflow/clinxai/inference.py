@@ -43,6 +43,12 @@ class FlatLayout:
             raise ValueError(f"map has {flat.size} values, the inputs {self.n}: map and input shapes differ")
         return flat
 
+    def modality_shapes(self) -> list[tuple[int, ...]]:
+        """Spatial shape of each modality: each knee view's, or one image's channels."""
+        if len(self.shapes) > 1:
+            return list(self.shapes)
+        return [self.shapes[0][1:]] * self.shapes[0][0]
+
     def modality_slices(self) -> list[slice]:
         ends = np.cumsum(self.modality_sizes)
         return [slice(int(e - s), int(e)) for s, e in zip(self.modality_sizes, ends)]

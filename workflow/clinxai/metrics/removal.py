@@ -73,7 +73,7 @@ def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, 
     neighbourhood: the local mean of the modality over a cube of `neighbourhood_size` voxels per side.
     """
     out = np.empty_like(x)
-    shapes = _modality_shapes(layout)
+    shapes = layout.modality_shapes()
     for m, sl in enumerate(layout.modality_slices()):
         xm = x[sl]
         if how == "zero":
@@ -90,12 +90,6 @@ def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, 
             raise ClinxaiError(f"unknown replacement {how!r} (truthfulness.removal.replacement): use one of "
                                f"{', '.join(REPLACEMENTS)}")
     return out
-
-
-def _modality_shapes(layout: FlatLayout) -> list[tuple[int, ...]]:
-    if len(layout.shapes) > 1:
-        return list(layout.shapes)
-    return [layout.shapes[0][1:]] * layout.shapes[0][0]
 
 
 def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.ndarray) -> np.ndarray:
