@@ -97,6 +97,26 @@ class Predictor:
         return prob[:, 1], prob.argmax(1)
 
 
+class Batcher:
+    """Collects perturbed inputs from many cases into batches of about `size` for one forward pass each."""
+
+    def __init__(self, predict, size: int):
+        self.predict, self.size = predict, size
+        self.inputs, self.keys, self.results = [], [], []
+
+    def add(self, x: torch.Tensor, keys: list) -> None:
+        self.inputs.append(x)
+        self.keys += keys
+        if sum(len(t) for t in self.inputs) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.inputs:
+            prob1, pred = self.predict(torch.cat(self.inputs))
+            self.results += list(zip(self.keys, prob1, pred))
+            self.inputs, self.keys = [], []
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import ClinxaiError
+from .inference import resolve_device
 from .io import save_csv, save_json
 from .metrics_basic import classification_metrics
 from .models import build_model, save_checkpoint
@@ -110,8 +111,7 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
     """Train one model; write checkpoint, per-epoch log, test predictions and metrics (paths in `out`)."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, threads))
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+    device = torch.device(resolve_device(device))
     seed_everything(seed)
     split, inputs, meta = load_prepared(data_dir, task)
     arch = model_arch(task, cfg["model"], meta)

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from .. import ClinxaiError
+from ..inference import resolve_device
 from ..io import atomic_path, save_csv
 from ..models import load_checkpoint
 from .explain import explain
@@ -64,7 +65,7 @@ def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, dat
                  device: str = "auto") -> pd.DataFrame:
     """Explain the predicted class of every test case in the shard with one method."""
     torch.set_num_threads(max(1, threads))
-    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    dev = resolve_device(device)
     if method not in METHODS:
         raise ClinxaiError(f"unknown heatmap method {method!r}; known: {', '.join(METHODS)}")
     m = METHODS[method]

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from scipy.stats import kendalltau
 
-from ..inference import FlatLayout
-from .removal import _Batcher, performance
+from ..inference import Batcher, FlatLayout
+from .removal import performance
 
 
 def all_subsets(n: int) -> list[tuple[int, ...]]:
@@ -48,11 +48,12 @@ def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], la
     """v(c) for every modality subset c: one row per subset (modalities kept, performance)."""
     subsets = all_subsets(len(layout.modality_sizes))
     keep = np.zeros((len(subsets), layout.n), dtype=bool)
+    slices = layout.modality_slices()
     for s, c in enumerate(subsets):
         for m in c:
-            keep[s, layout.modality_slices()[m]] = True
+            keep[s, slices[m]] = True
     keep_t = torch.from_numpy(keep)
-    batcher = _Batcher(predict, batch_size)
+    batcher = Batcher(predict, batch_size)
     for i, x in enumerate(inputs):
         xt = torch.from_numpy(x)
         for start in range(0, len(subsets), batch_size):

@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage
 
 from .. import ClinxaiError
-from ..inference import FlatLayout
+from ..inference import Batcher, FlatLayout
 from ..metrics_basic import roc_auc
 
 REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood")
@@ -102,26 +102,6 @@ def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.nda
     raise ClinxaiError(f"unknown performance metric {metric!r} (truthfulness.metric): use accuracy or auc")
 
 
-class _Batcher:
-    """Collects perturbed inputs from many cases into batches of about `size` for one forward pass each."""
-
-    def __init__(self, predict, size: int):
-        self.predict, self.size = predict, size
-        self.inputs, self.keys, self.results = [], [], []
-
-    def add(self, x: torch.Tensor, keys: list) -> None:
-        self.inputs.append(x)
-        self.keys += keys
-        if sum(len(t) for t in self.inputs) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.inputs:
-            prob1, pred = self.predict(torch.cat(self.inputs))
-            self.results += list(zip(self.keys, prob1, pred))
-            self.inputs, self.keys = [], []
-
-
 def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
                    labels: np.ndarray, cfg: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Perturbation curves of one map per case and of its random baselines, over the whole test set.
@@ -135,7 +115,7 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
     prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
     pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
     removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    batcher = _Batcher(predict, cfg["batch_size"])
+    batcher = Batcher(predict, cfg["batch_size"])
     items = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
         step = removal_steps(flat_map, qs)
