@@ -9,6 +9,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/truthfulness.smk"
+include: "workflow/rules/synthetic.smk"
 
 
 # Tables and figures are quick: on a cluster they run on the submit host instead of waiting in the queue.
@@ -19,6 +20,7 @@ localrules:
     heatmap_timing,
     truthfulness_summary,
     fig3_perturbation_curves,
+    synthetic_summary,
 
 
 rule all:

@@ -61,7 +61,9 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
         raise ConfigError(f"config key split.fractions = {fr}: the fractions must sum to 1.")
     _check_methods(config)
     if check_paths:
-        for task in config["tasks"]:
+        # The synthetic task's tumour GAN reads data.glioma's BraTS folder, so that folder must exist for it too.
+        needs = {"glioma" if t == "synthetic" else t for t in config["tasks"]}
+        for task in sorted(needs):
             cfg = config["data"][task]
             key_file = DATA_PATH_KEYS.get((task, cfg["source"]))
             if key_file is None:

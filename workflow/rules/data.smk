@@ -49,6 +49,8 @@ rule prepare_data:
         excluded=f"{RESULTS}/{{task}}/data/excluded.csv",
         meta=f"{RESULTS}/{{task}}/data/meta.json",
         arrays=directory(f"{RESULTS}/{{task}}/data/arrays"),
+    wildcard_constraints:
+        task="glioma|knee",  # the synthetic task's data come from rule synthetic_data
     params:
         data=lambda wc: {**config["data"][wc.task], "root": data_root(wc.task),
                          "boxes_dir": boxes_dir(wc.task) if wc.task == "knee" else None},

@@ -1,6 +1,7 @@
 # Heatmaps: supervoxel masks once per task, one job per (task, seed, method) or per case shard of it,
 # a merge of shards, per-method timing (Table 4) and NIfTI/PNG export of chosen cases.
 
+from clinxai.attribution.postprocess import task_postprocess_cfg
 from clinxai.config import task_methods
 
 
@@ -39,7 +40,8 @@ def heatmap_cfg(wc):
     return {
         "params": {wc.task: {wc.method: hm["params"].get(wc.task, {}).get(wc.method, {})}},
         "batching": hm["batching"],
-        "postprocess": hm["postprocess"],  # for the status column (all-zero after post-processing)
+        # for the status column (all-zero after post-processing); this task's smoothing only
+        "postprocess": task_postprocess_cfg(hm["postprocess"], wc.task),
     }
 
 
@@ -184,7 +186,7 @@ rule export_heatmaps:
     params:
         methods=lambda wc: task_methods(config, wc.task),
         cases=config["heatmaps"]["export"]["cases"],
-        postprocess=config["heatmaps"]["postprocess"],
+        postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
         seed=SEEDS[0],
     log:
         f"{RESULTS}/logs/export_heatmaps/{{task}}.log",

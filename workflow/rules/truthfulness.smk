@@ -4,7 +4,6 @@
 # One feature_removal job covers one method on every model: editing a method's parameters reruns its heatmaps on
 # every model anyway, and one process per method (not per method and model) saves the start-up of ~100 jobs.
 
-from clinxai.attribution.postprocess import task_postprocess_cfg
 from clinxai.truthfulness import removal_cfg
 
 
@@ -45,6 +44,7 @@ rule feature_removal:
     output:
         **removal_outputs("{task}", "{method}"),
     wildcard_constraints:
+        task="glioma|knee",
         method=methods_regex(ALL_METHODS),
     params:
         seeds=SEEDS,
@@ -72,6 +72,8 @@ rule modality_shapley:
         predictions=lambda wc: models_of(wc.task, "predictions"),
         meta=lambda wc: prepared(wc.task)["meta"],
         arrays=lambda wc: prepared(wc.task)["arrays"],
+    wildcard_constraints:
+        task="glioma|knee",
     output:
         **shapley_outputs("{task}"),
     params:
@@ -99,6 +101,8 @@ rule truthfulness_summary:
         sums=lambda wc: [removal_outputs(wc.task, m)["sums"] for m in task_methods(config, wc.task)],
         phi=lambda wc: shapley_outputs(wc.task)["phi"],
         meta=lambda wc: prepared(wc.task)["meta"],
+    wildcard_constraints:
+        task="glioma|knee",
     output:
         **truthfulness_outputs("{task}"),
     log:
@@ -116,6 +120,8 @@ rule fig3_perturbation_curves:
     input:
         curves=lambda wc: [removal_outputs(wc.task, m)["curves"] for m in task_methods(config, wc.task)],
         delta_aupc=lambda wc: truthfulness_outputs(wc.task)["delta_aupc"],
+    wildcard_constraints:
+        task="glioma|knee",
     output:
         figure=report(
             f"{RESULTS}/{{task}}/figures/fig3_perturbation_curves.png",

@@ -26,6 +26,8 @@ def _case_arrays(task: str, data_dir, case: str):
             slices = [int(np.argmax(z[f"box_{v}"].reshape(z[v].shape[0], -1).sum(1))) for v in KNEE_VIEWS]
             return list(KNEE_VIEWS), images, KNEE_AFFINE, slices, 0
         image, seg = z["image"], z["seg"]
+        if image.ndim == 3:  # synthetic: 2-D slices, shown whole
+            return None, list(image), z["affine"], [None] * image.shape[0], None
         area = (seg > 0).reshape(-1, seg.shape[-1]).sum(0)  # axial slices are the last axis
         k = int(np.argmax(area)) if area.any() else seg.shape[-1] // 2
         return None, list(image), z["affine"], [k] * image.shape[0], -1
@@ -39,7 +41,7 @@ def _montage(path, names, images, maps, slices, axis, title):
 
     fig, ax = plt.subplots(3, len(names), figsize=(2.4 * len(names), 7.2), squeeze=False)
     for j, (name, img, hm, k) in enumerate(zip(names, images, maps, slices)):
-        sl_img, sl_map = np.take(img, k, axis=axis), np.take(hm, k, axis=axis)
+        sl_img, sl_map = (img, hm) if k is None else (np.take(img, k, axis=axis), np.take(hm, k, axis=axis))
         # BraTS axial slices are x-by-y arrays: transpose and draw from the bottom; knee slices are images already.
         origin = "upper" if axis == 0 else "lower"
         if axis != 0:

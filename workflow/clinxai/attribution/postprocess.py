@@ -62,8 +62,11 @@ def postprocess(parts, input_shapes, cfg: dict, gradcam: bool = False) -> tuple[
 
 
 def task_postprocess_cfg(post_cfg: dict, task: str) -> dict:
-    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task)."""
-    return {**post_cfg, "smooth_sigma": post_cfg["smooth_sigma"].get(task)}
+    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task).
+
+    Idempotent: a config already reduced to one task is returned as it is."""
+    sigma = post_cfg["smooth_sigma"]
+    return {**post_cfg, "smooth_sigma": sigma.get(task) if isinstance(sigma, dict) else sigma}
 
 
 def is_layer_map(method: str) -> bool:
