@@ -135,6 +135,10 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def _noisy(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    return x + sigma * torch.randn(x.shape, generator=gen).to(x.device) if sigma > 0 else x
+
+
 def train_gan(masks: np.ndarray, cfg: dict, seed: int, device="cpu") -> tuple[Generator, pd.DataFrame]:
     """Train the DCGAN on N x 64 x 64 masks; cfg: iterations, batch_size, lr, latent, width. Returns G and losses."""
     size = masks.shape[-1]
@@ -160,12 +164,12 @@ def train_gan(masks: np.ndarray, cfg: dict, seed: int, device="cpu") -> tuple[Ge
         # Instance noise, annealed to 0 over the first half: real and fake masks overlap early, so the discriminator
         # cannot separate them perfectly and the generator keeps receiving gradients.
         sigma = cfg.get("instance_noise", 0.3) * max(0.0, 1 - 2 * it / cfg["iterations"])
-        noisy = lambda x: x + sigma * torch.randn(x.shape, generator=gen).to(device)  # noqa: E731
-        loss_d = softplus(-d(noisy(real))).mean() + softplus(d(noisy(fake.detach()))).mean()
+        loss_d = (softplus(-d(_noisy(real, sigma, gen))).mean()
+                  + softplus(d(_noisy(fake.detach(), sigma, gen))).mean())
         loss_d.backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        loss_g = softplus(-d(noisy(fake))).mean()  # non-saturating generator loss
+        loss_g = softplus(-d(_noisy(fake, sigma, gen))).mean()  # non-saturating generator loss
         loss_g.backward()
         opt_g.step()
         rows.append({"iteration": it, "loss_d": loss_d.item(), "loss_g": loss_g.item()})
