@@ -6,7 +6,8 @@ def test_demo_dag(tmp_path):
     res = snakemake(workdir(tmp_path), "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary", "heatmaps",
-                 "feature_removal", "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves"):
+                 "feature_removal", "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
+                 "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_msfi", "synthetic_summary"):
         assert rule in res.stdout
 
 
@@ -38,7 +39,8 @@ def test_missing_brats_path_stops(tmp_path):
 
 
 def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_master):
-    """The full paper DAG resolves through profiles/slurm: every model x method, expensive methods sharded."""
+    """The full paper DAG resolves through profiles/slurm: 3 tasks x 5 models x their methods, expensive methods
+    sharded, the synthetic task's GAN trained on the configured BraTS folder."""
     import re
 
     wd = workdir(tmp_path)
@@ -49,10 +51,13 @@ def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_maste
                     "--configfile", "config/paper.yaml", paths)
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", res.stdout, re.M)}
-    seeds, glioma, knee = 5, 16, 12  # knee: the paper left out GradCAM, GuidedGradCAM, DeepLift, FeaturePermutation
-    sharded = {"ShapleyValueSampling": 8, "Lime": 4, "KernelShap": 4, "Occlusion": 4}
-    assert jobs["train"] == 2 * seeds
-    assert jobs["heatmaps_shard"] == 2 * seeds * sum(sharded.values())
-    assert jobs["heatmaps"] + jobs["merge_heatmaps"] == seeds * (glioma + knee)
-    assert jobs["merge_heatmaps"] == 2 * seeds * len(sharded)
+    seeds, glioma, knee, synthetic = 5, 16, 12, 16  # knee: the paper left out GradCAM, GuidedGradCAM, DeepLift,
+    sharded = {"ShapleyValueSampling": 8, "Lime": 4, "KernelShap": 4, "Occlusion": 4}  # FeaturePermutation
+    assert jobs["train"] == 3 * seeds
+    assert jobs["heatmaps_shard"] == 3 * seeds * sum(sharded.values())
+    assert jobs["heatmaps"] + jobs["merge_heatmaps"] == seeds * (glioma + knee + synthetic)
+    assert jobs["merge_heatmaps"] == 3 * seeds * len(sharded)
     assert jobs["feature_removal"] == glioma + knee and jobs["modality_shapley"] == 2
+    assert jobs["synthetic_gan"] == jobs["synthetic_data"] == jobs["synthetic_groundtruth"] == 1
+    assert jobs["synthetic_msfi"] == synthetic
+    assert "phantom_brats" not in jobs  # the GAN reads the real BraTS segmentations

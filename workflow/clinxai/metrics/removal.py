@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage
 
 from .. import ClinxaiError
-from ..inference import Batcher, FlatLayout
+from ..inference import FlatLayout
 from ..metrics_basic import roc_auc
 
 REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood")
@@ -115,8 +115,9 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
     prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
     pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
     removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    batcher = Batcher(predict, cfg["batch_size"])
-    items = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
+    # (curve, step) items of a case; (0, 0) is the unperturbed input (no voxel has step <= 0), shared by all curves
+    items = [(0, 0)] + [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
+    bs = cfg["batch_size"]
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
         step = removal_steps(flat_map, qs)
         steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
@@ -125,18 +126,18 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
         repl = replacement_values(x, flat_map, layout, cfg["replacement"], seed, case,
                                   cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5))
         xt, rt, st = torch.from_numpy(x), torch.from_numpy(repl), torch.from_numpy(steps)
-        batcher.add(xt[None], [(c, None, 0)])  # step 0: the unperturbed input, shared by every curve
-        for start in range(0, len(items), cfg["batch_size"]):
-            chunk = items[start:start + cfg["batch_size"]]
+        # Batches are built in one torch.where each and go straight to the model (no concatenation); batches of
+        # 16-32 are faster per input than 64 on CPU (activations stay in cache).
+        for start in range(0, len(items), bs):
+            chunk = items[start:start + bs]
             r = torch.tensor([i[0] for i in chunk])
             j = torch.tensor([i[1] for i in chunk], dtype=torch.int16)
-            batcher.add(torch.where(st[r] <= j[:, None], rt, xt), [(c, ri, ji) for ri, ji in chunk])
-    batcher.flush()
-    for (c, r, j), p1, pr in batcher.results:
-        if r is None:
-            prob1[:, 0, c], pred[:, 0, c] = p1, pr
-        else:
-            prob1[r, j, c], pred[r, j, c] = p1, pr
+            p1, pr = predict(torch.where(st[r] <= j[:, None], rt, xt))
+            for (ri, ji), a, b in zip(chunk, p1, pr):
+                if ji == 0:
+                    prob1[:, 0, c], pred[:, 0, c] = a, b
+                else:
+                    prob1[ri, ji, c], pred[ri, ji, c] = a, b
     if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
         raise RuntimeError("baselines removed a different number of voxels than the map")
     perf = performance(cfg["metric"], labels, prob1, pred)
