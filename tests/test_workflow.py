@@ -62,6 +62,24 @@ def test_end_to_end_and_resume(tmp_path):
             assert g["mi_correlation"].isna().all() and g["reason"].str.contains("identical").all()
         assert (wd / f"results/{task}/figures/fig3_perturbation_curves.png").stat().st_size > 10000
         assert (wd / f"results/benchmarks/feature_removal/{task}_Gradient.tsv").is_file()
+    # the synthetic task: GAN, data in the prepared layout, ground truth, MSFI per method
+    check = json.loads((wd / "results/synthetic/gan/check.json").read_text())
+    assert check["passed"] and (wd / "results/synthetic/gan/samples.png").stat().st_size > 1000
+    cases = pd.read_csv(wd / "results/synthetic/data/cases.csv")
+    assert len(cases) == 32 and cases["t1c_aligned"].all()
+    acc = pd.read_csv(wd / "results/synthetic/truthfulness/groundtruth_accuracy.csv")
+    assert len(acc) == 2 * 2 and acc["accuracy"].between(0, 1).all()
+    phi = pd.read_csv(wd / "results/synthetic/truthfulness/modality_importance.csv")
+    assert set(phi.loc[phi["modality"].isin(["T1", "T2"]), "phi"]) == {0.0}
+    test_cases = (cases["split"] == "test").sum()
+    msfi = pd.read_csv(wd / "results/synthetic/truthfulness/msfi/Gradient.csv")
+    assert len(msfi) == 2 * test_cases
+    ok = msfi["status"] == "ok"
+    assert msfi.loc[ok, ["msfi", "msfi_global", "fp"]].apply(lambda c: c.between(0, 1)).all().all()
+    summary = pd.read_csv(wd / "results/synthetic/truthfulness/msfi_summary.csv")
+    assert len(summary) == 6 and (summary["reported"] == "msfi_global").all()
+    png = next((wd / "results/synthetic/heatmaps/export").glob("*/GradCAM.png"))
+    assert png.stat().st_size > 1000
     # NIfTI export carries the prepared grid's affine
     import nibabel as nib
 
@@ -84,7 +102,10 @@ def test_end_to_end_and_resume(tmp_path):
                              "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "all": 1}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
-    assert planned(edit) == {"export_heatmaps": 2, "all": 1}
+    assert planned(edit) == {"export_heatmaps": 3, "all": 1}
+    # a synthetic-truthfulness option: the MSFI tables and their summary only
+    edit = overlay(wd, "edit4.yaml", {"truthfulness": {"synthetic": {"phi_normalisation": "minmax"}}})
+    assert planned(edit) == {"synthetic_msfi": 6, "synthetic_summary": 1, "all": 1}
     # a truthfulness option: the removal curves and their summaries, no heatmaps, no Shapley
     edit = overlay(wd, "edit3.yaml", {"truthfulness": {"removal": {"replacement": {"knee": "zero"}}}})
     assert planned(edit) == {"feature_removal": 4, "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "all": 1}
