@@ -14,7 +14,8 @@ from helpers import snakemake, workdir
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-GPU_RULES = {"train", "heatmaps", "heatmaps_shard", "feature_removal", "modality_shapley"}
+GPU_RULES = {"train", "heatmaps", "heatmaps_shard", "feature_removal", "modality_shapley", "synthetic_gan",
+             "synthetic_groundtruth"}
 
 
 def cluster_state() -> str:
@@ -61,12 +62,15 @@ def test_tiny_dag_on_slurm(tmp_path, slurm):
         assert (wd / f"results/{task}/heatmaps/seed20/FeatureAblation.npz").is_file()  # merged shards
         truth = pd.read_csv(wd / f"results/{task}/truthfulness/summary.csv")
         assert truth["delta_aupc_n"].eq(2).all()
+    msfi = pd.read_csv(wd / "results/synthetic/truthfulness/msfi_summary.csv")
+    assert set(msfi["method"]) == {"Gradient", "GradCAM", "FeatureAblation"}
     jobs = submitted_jobs(wd.resolve())
     assert jobs, "no SLURM job found for this work directory"
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     rules = {j["rule"] for j in jobs}
-    assert {"train", "heatmaps", "heatmaps_shard", "feature_removal", "prepare_data"} <= rules, rules
+    assert {"train", "heatmaps", "heatmaps_shard", "feature_removal", "prepare_data", "synthetic_gan",
+            "synthetic_data", "synthetic_msfi"} <= rules, rules
     # GPU rules asked for the GPU, CPU rules for none; light rules never reached the queue (localrules)
     for j in jobs:
         assert j["gpus"] == (1 if j["rule"] in GPU_RULES else 0), j
-    assert not rules & {"model_summary", "heatmap_timing", "truthfulness_summary", "all"}
+    assert not rules & {"model_summary", "heatmap_timing", "truthfulness_summary", "synthetic_summary", "all"}
