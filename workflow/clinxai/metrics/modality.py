@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import kendalltau
 
 from ..inference import Batcher, FlatLayout
 from .removal import performance
@@ -85,6 +84,8 @@ def mi_correlation(phi: np.ndarray, mi: np.ndarray, identical: bool = False) -> 
     NaN with a reason when it is not computable: the map is the same on every modality, the map's modality sums are
     all equal (e.g. an all-zero map), or the Shapley values are all equal.
     """
+    from scipy.stats import kendalltau  # here, not at import: feature-removal jobs skip its 0.6 s import
+
     phi, mi = np.asarray(phi, float), np.asarray(mi, float)
     if identical:
         return float("nan"), float("nan"), "map identical across modalities (not modality-specific)"
