@@ -44,8 +44,8 @@ def synthetic_set(tmp_path_factory, monkeypatch_module):
     """A small synthetic set with procedural irregular shapes in place of GAN samples."""
     rng = np.random.default_rng(0)
     monkeypatch_module.setattr(syn, "load_generator", lambda path: type("G", (), {"size": 32})())
-    monkeypatch_module.setattr(syn, "draw_shapes", lambda g, n, size, seed: (
-        np.stack([blob(size, rng) for _ in range(n)]), {"valid_fraction": 1.0}))
+    monkeypatch_module.setattr(syn, "draw_shapes", lambda g, n, seed: (
+        np.stack([blob(32, rng) for _ in range(n)]), 1.0))
     out_dir = tmp_path_factory.mktemp("synthetic")
     out = {k: out_dir / k for k in ("arrays", "groundtruth")}
     out.update({k: out_dir / f"{k}.csv" for k in ("split", "excluded", "cases")}, meta=out_dir / "meta.json")
@@ -180,14 +180,12 @@ def test_msfi_and_msfi_global_differ_by_their_denominator():
 
 def test_msfi_weights_modalities_by_phi():
     """Two modalities with phi' 1 and 0.5, FP_m 1 and 0: MSFI = (1*1 + 0.5*0) / 1.5 = 2/3."""
-    m = np.ones((2, 2), bool)
     inside = np.zeros((3, 3))
     inside[:2, :2] = 1
     outside = np.zeros((3, 3))
     outside[2, 2] = 1
     big = np.zeros((3, 3), bool)
     big[:2, :2] = True
-    assert m.sum() == 4
     assert msfi([inside, outside], [big, big], [1.0, 0.5]) == pytest.approx(2 / 3)
 
 

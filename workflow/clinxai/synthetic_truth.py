@@ -69,7 +69,7 @@ def run_msfi(method: str, seeds, maps, predictions, phi_path, data_dir, post_cfg
              out_path) -> pd.DataFrame:
     """Per (seed, case): FP, MSFI and msfi_global of one method's post-processed map, with the prediction."""
     phi = pd.read_csv(phi_path)
-    rows = []
+    rows, masks_of = [], {}  # every model has the same test cases: each case's mask is read once
     for seed, maps_path, pred_path in zip(seeds, maps, predictions):
         pred = pd.read_csv(pred_path, dtype={"case": str})
         raw = load_maps(maps_path)
@@ -80,7 +80,9 @@ def run_msfi(method: str, seeds, maps, predictions, phi_path, data_dir, post_cfg
         for r in pred.itertuples(index=False):
             if r.case not in raw:
                 raise ClinxaiError(f"{maps_path} has no map for test case {r.case}: rerun its heatmaps job.")
-            masks = _t1c_masks(data_dir, r.case)
+            if r.case not in masks_of:
+                masks_of[r.case] = _t1c_masks(data_dir, r.case)
+            masks = masks_of[r.case]
             shapes = [masks[CHANNELS.index("T1C")].shape] * len(CHANNELS)
             parts, status = postprocess(raw[r.case], shapes, post_cfg, gradcam=is_layer_map(method))
             nan = status == STATUS_NONFINITE

@@ -161,6 +161,11 @@ def _signal(t1, t2, pd, seq) -> np.ndarray:
     return pd * np.abs(1 - 2 * np.exp(-seq["TI"] / t1) + np.exp(-seq["TR"] / t1)) * np.exp(-seq["TE"] / t2)
 
 
+def sequence_reference(name: str) -> float:
+    """A sequence's fixed intensity scale: the signal of its brightest healthy tissue."""
+    return max(float(_signal(*TISSUES[t], SEQUENCES[name])) for t in ("wm", "gm", "csf"))
+
+
 def _contrasts(fractions, labels, rng) -> dict[str, np.ndarray]:
     """Partial-volume signal mixture of every tissue, per sequence."""
     tumour_tissue = {1: "tumour", 2: "oedema", 4: "enhancing"}
@@ -203,8 +208,7 @@ def _intensity_augment(images: dict, mask: np.ndarray, seed: int) -> dict:
     out = {}
     for name, img in images.items():
         # A fixed scale per sequence (brightest healthy tissue), so tumour signal does not rescale the brain.
-        ref = max(_signal(*TISSUES[t], SEQUENCES[name]) for t in ("wm", "gm", "csf"))
-        x = (img / ref)[None]
+        x = (img / sequence_reference(name))[None]
         for t in transforms:
             x = np.asarray(t(x))
         out[name] = np.clip(x[0], 0, None) * mask  # skull-stripped, as BraTS

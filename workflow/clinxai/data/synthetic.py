@@ -24,9 +24,11 @@ from scipy import ndimage
 
 from .. import ClinxaiError
 from ..io import atomic_dir, save_csv, save_json
-from .phantom_brats import SEQUENCES, T1_ENHANCED_MS, TISSUES, _intensity_augment, _signal, _smooth_field, load_template
+from .phantom_brats import (SEQUENCES, T1_ENHANCED_MS, TISSUES, _intensity_augment, _signal, _smooth_field, load_template,
+                            sequence_reference)
+from .prepare import zscore
 from .split import stratified_split
-from .tumour_gan import check_samples, load_generator, main_component, round_mask, sample_masks
+from .tumour_gan import is_valid, load_generator, main_component, round_mask, sample_masks, shape_stats
 
 CHANNELS = ("FLAIR", "T1", "T1C", "T2")  # SPEC §1 order of the synthetic task
 SEQUENCE_OF = {"FLAIR": "flair", "T1": "t1", "T1C": "t1ce", "T2": "t2"}
@@ -94,11 +96,6 @@ def tumour_signal(channel: str) -> float:
     return float(_signal(t1, t2, pd_, SEQUENCES[SEQUENCE_OF[channel]]))
 
 
-def _reference(channel: str) -> float:
-    seq = SEQUENCES[SEQUENCE_OF[channel]]
-    return max(float(_signal(*TISSUES[t], seq)) for t in ("wm", "gm", "csf"))
-
-
 def channel_shapes(label: int, irregular: np.ndarray, round_: np.ndarray, t1c_aligned: bool,
                    flair_aligned: bool) -> dict[str, np.ndarray]:
     """The tumour shape each channel shows for one case (see the module docstring)."""
@@ -126,21 +123,13 @@ def brain_case(label: int, irregular, round_, t1c_aligned: bool, flair_aligned: 
     return image, brain, np.stack([masks[c] for c in CHANNELS])
 
 
-def zscore_brain(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(image, dtype=np.float32)
-    for c in range(image.shape[0]):
-        v = image[c][brain]
-        out[c][brain] = (v - v.mean()) / (v.std() or 1.0)
-    return out
-
-
 def tumour_only(masks: np.ndarray, stats: np.ndarray, rng, noise: float = 0.03) -> np.ndarray:
     """A ground-truth item: each channel's tumour at the intensity a typical normalised case gives it, on a flat
     background (0 = the mean brain intensity after z-scoring). `stats`: per channel (mean, std) of raw brain
     intensities over the training cases."""
     out = np.zeros(masks.shape, np.float32)
     for c, ch in enumerate(CHANNELS):
-        raw = tumour_signal(ch) / _reference(ch) * (1 + noise * rng.standard_normal(masks.shape[1:]))
+        raw = tumour_signal(ch) / sequence_reference(SEQUENCE_OF[ch]) * (1 + noise * rng.standard_normal(masks.shape[1:]))
         out[c] = np.where(masks[c], (raw - stats[c, 0]) / stats[c, 1], 0.0)
     return out
 
@@ -151,19 +140,17 @@ def draw_design(n: int, t1c_alignment: float, flair_alignment: float, rng: np.ra
     return labels, rng.random(n) < t1c_alignment, rng.random(n) < flair_alignment
 
 
-def draw_shapes(generator, n: int, size: int, seed: int) -> tuple[np.ndarray, dict]:
-    """n valid irregular shapes from the GAN (invalid samples are rejected and redrawn) and the sample check."""
-    shapes, draws, summary = [], 0, None
+def draw_shapes(generator, n: int, seed: int) -> tuple[np.ndarray, float]:
+    """n valid irregular shapes from the GAN (invalid samples are rejected and redrawn) and the valid fraction."""
+    shapes, drawn = [], 0
     while len(shapes) < n:
-        batch = sample_masks(generator, max(64, 2 * (n - len(shapes))), seed + draws)
-        s, table = check_samples(batch, seed=seed)
-        summary = summary or s
-        shapes += [main_component(m) for m, ok in zip(batch, table["valid"]) if ok]
-        draws += 1
-        if draws > 20:
-            raise ClinxaiError(f"the tumour GAN gives too few valid samples ({s['valid_fraction']:.0%}); train it "
-                               "longer (synthetic.gan.iterations) and rerun rule synthetic_gan.")
-    return np.stack(shapes[:n]), summary
+        batch = sample_masks(generator, max(64, 2 * (n - len(shapes))), seed + drawn)
+        drawn += len(batch)
+        shapes += [main_component(m) for m in batch if is_valid(shape_stats(m))]
+        if drawn > 40 * n + 640:
+            raise ClinxaiError(f"the tumour GAN gives too few valid samples ({len(shapes) / drawn:.0%}); train it "
+                               "longer (data.synthetic.gan.iterations) and rerun rule synthetic_gan.")
+    return np.stack(shapes[:n]), len(shapes) / drawn
 
 
 def require_passed_check(check_path) -> None:
@@ -187,7 +174,7 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
     rng = np.random.default_rng(cfg["seed"])
     n, n_gt = int(cfg["n_cases"]), int(cfg["n_groundtruth"])
     generator = load_generator(generator_path)
-    irregular, check = draw_shapes(generator, n + n_gt, generator.size, cfg["seed"])
+    irregular, valid_fraction = draw_shapes(generator, n + n_gt, cfg["seed"])
     labels, t1c_aligned, flair_aligned = draw_design(n, cfg["t1c_alignment"], cfg["flair_alignment"], rng)
     cases = [f"synth_{i:04d}" for i in range(n)]
     split = stratified_split(pd.DataFrame({"case": cases, "label": labels}), split_cfg["fractions"],
@@ -201,7 +188,8 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
                                              bool(flair_aligned[i]), cfg, rng)
             if split_of[case] == "train":
                 raw_stats.append([(image[c][brain].mean(), image[c][brain].std()) for c in range(len(CHANNELS))])
-            np.savez(Path(arrays_dir) / f"{case}.npz", image=zscore_brain(image, brain), brain=brain.astype(np.uint8),
+            np.savez(Path(arrays_dir) / f"{case}.npz", image=zscore(image, brain, case, arrays_dir),
+                     brain=brain.astype(np.uint8),
                      seg=masks[CHANNELS.index("T1C")].astype(np.uint8), masks=masks.astype(np.uint8),
                      affine=np.diag([cfg["fov_mm"] / cfg["size"]] * 2 + [1.0, 1.0]))
     stats = np.mean(np.array(raw_stats), axis=0)  # channel x (mean, std)
@@ -232,7 +220,7 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
         "n_cases": n, "n_excluded": 0, "n_groundtruth": n_gt,
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
         "alignment": {"t1c": float(t1c_aligned.mean()), "flair": float(flair_aligned.mean())},
-        "gan_check": check, "normalisation": {"channels": list(CHANNELS), "mean_std": stats.tolist()},
+        "gan_valid_fraction": valid_fraction, "normalisation": {"channels": list(CHANNELS), "mean_std": stats.tolist()},
         "seconds": round(time.perf_counter() - start, 2),
     }
     save_json(out["meta"], meta)
