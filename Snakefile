@@ -4,12 +4,18 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/truthfulness.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/plausibility.smk"
+include: "workflow/rules/statistics.smk"
+include: "workflow/rules/report.smk"
 
 
 # Tables and figures are quick: on a cluster they run on the submit host instead of waiting in the queue.
@@ -21,6 +27,12 @@ localrules:
     truthfulness_summary,
     fig3_perturbation_curves,
     synthetic_summary,
+    informativeness,
+    fig5_right_wrong,
+    method_statistics,
+    tables,
+    scorecard,
+    run_info,
 
 
 rule all:

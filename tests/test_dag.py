@@ -7,7 +7,8 @@ def test_demo_dag(tmp_path):
     assert res.returncode == 0, res.stderr
     for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary", "heatmaps",
                  "feature_removal", "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
-                 "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_msfi", "synthetic_summary"):
+                 "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_summary", "plausibility",
+                 "informativeness", "fig5_right_wrong", "method_statistics", "tables", "scorecard", "run_info"):
         assert rule in res.stdout
 
 
@@ -59,5 +60,7 @@ def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_maste
     assert jobs["merge_heatmaps"] == 3 * seeds * len(sharded)
     assert jobs["feature_removal"] == glioma + knee and jobs["modality_shapley"] == 2
     assert jobs["synthetic_gan"] == jobs["synthetic_data"] == jobs["synthetic_groundtruth"] == 1
-    assert jobs["synthetic_msfi"] == synthetic
+    assert jobs["plausibility"] == glioma + knee + synthetic  # MRNet with boxes_dir: knee has plausibility too
+    assert jobs["informativeness"] == jobs["fig5_right_wrong"] == 3
+    assert jobs["method_statistics"] == jobs["tables"] == jobs["scorecard"] == jobs["run_info"] == 1
     assert "phantom_brats" not in jobs  # the GAN reads the real BraTS segmentations

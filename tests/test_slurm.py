@@ -69,8 +69,10 @@ def test_tiny_dag_on_slurm(tmp_path, slurm):
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     rules = {j["rule"] for j in jobs}
     assert {"train", "heatmaps", "heatmaps_shard", "feature_removal", "prepare_data", "synthetic_gan",
-            "synthetic_data", "synthetic_msfi"} <= rules, rules
+            "synthetic_data", "plausibility"} <= rules, rules
     # GPU rules asked for the GPU, CPU rules for none; light rules never reached the queue (localrules)
     for j in jobs:
         assert j["gpus"] == (1 if j["rule"] in GPU_RULES else 0), j
-    assert not rules & {"model_summary", "heatmap_timing", "truthfulness_summary", "synthetic_summary", "all"}
+    assert not rules & {"model_summary", "heatmap_timing", "truthfulness_summary", "synthetic_summary", "all",
+                        "informativeness", "method_statistics", "tables", "scorecard", "run_info"}
+    assert (wd / "results/tables/table2.md").is_file() and (wd / "results/tables/scorecard.csv").is_file()

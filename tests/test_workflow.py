@@ -72,12 +72,34 @@ def test_end_to_end_and_resume(tmp_path):
     phi = pd.read_csv(wd / "results/synthetic/truthfulness/modality_importance.csv")
     assert set(phi.loc[phi["modality"].isin(["T1", "T2"]), "phi"]) == {0.0}
     test_cases = (cases["split"] == "test").sum()
-    msfi = pd.read_csv(wd / "results/synthetic/truthfulness/msfi/Gradient.csv")
+    msfi = pd.read_csv(wd / "results/synthetic/plausibility/Gradient.csv")
     assert len(msfi) == 2 * test_cases
     ok = msfi["status"] == "ok"
     assert msfi.loc[ok, ["msfi", "msfi_global", "fp"]].apply(lambda c: c.between(0, 1)).all().all()
     summary = pd.read_csv(wd / "results/synthetic/truthfulness/msfi_summary.csv")
     assert len(summary) == 6 and (summary["reported"] == "msfi_global").all()
+    # G4: plausibility per case with the prediction, informativeness per method, Fig. 5
+    for task, methods in (("glioma", 6), ("knee", 4), ("synthetic", 6)):
+        plaus = pd.read_csv(wd / f"results/{task}/plausibility/Gradient.csv")
+        assert {"fp", "msfi", "prob_pred", "correct", "pred"} <= set(plaus.columns)
+        assert plaus.loc[plaus["status"] == "ok", "fp"].between(0, 1).all()
+        info = pd.read_csv(wd / f"results/{task}/plausibility/informativeness.csv")
+        assert len(info) == methods and info["mw_marker"].isin(["*", "**", "***", "NS", "n/a"]).all()
+        assert (wd / f"results/{task}/figures/fig5_right_wrong.png").stat().st_size > 10000
+    # statistics across methods, the tables (all 16 methods, NaN for those not run) and the scorecard
+    friedman = pd.read_csv(wd / "results/statistics/friedman.csv")
+    assert {("glioma", "delta_aupc"), ("knee", "mi_correlation"), ("synthetic", "msfi_global"),
+            ("glioma", "msfi")} <= set(zip(friedman["task"], friedman["metric"]))
+    assert (wd / "results/figures/critical_difference.png").stat().st_size > 10000
+    for name in ("table2", "table3", "table4"):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (wd / f"results/tables/{name}.{ext}").stat().st_size > 200
+    table2 = (wd / "results/tables/table2.md").read_text()
+    assert table2.count("\n| ") == 16 and "| Occlusion | NaN | NaN | NaN | NaN | NaN |" in table2
+    card = pd.read_csv(wd / "results/tables/scorecard.csv")
+    assert set(card["result"]) <= {"pass", "fail", "n/a"} and set(card["guideline"]) == {"G3", "G4", "G5"}
+    versions = pd.read_csv(wd / "results/report/versions.csv")
+    assert "captum" in set(versions["item"])
     png = next((wd / "results/synthetic/heatmaps/export").glob("*/GradCAM.png"))
     assert png.stat().st_size > 1000
     # NIfTI export carries the prepared grid's affine
@@ -98,20 +120,35 @@ def test_end_to_end_and_resume(tmp_path):
 
     # one method's parameters: its heatmaps (one per seed) and what is computed from them, for that task only
     edit = overlay(wd, "edit.yaml", {"heatmaps": {"params": {"glioma": {"SmoothGrad": {"nt_samples": 3}}}}})
+    downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "all": 1}
     assert planned(edit) == {"heatmaps": 2, "heatmap_timing": 1, "export_heatmaps": 1, "feature_removal": 1,
-                             "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "all": 1}
+                             "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "plausibility": 1,
+                             "informativeness": 1, "fig5_right_wrong": 1, **downstream}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
-    assert planned(edit) == {"export_heatmaps": 3, "all": 1}
-    # a synthetic-truthfulness option: the MSFI tables and their summary only
-    edit = overlay(wd, "edit4.yaml", {"truthfulness": {"synthetic": {"phi_normalisation": "minmax"}}})
-    assert planned(edit) == {"synthetic_msfi": 6, "synthetic_summary": 1, "all": 1}
+    assert planned(edit) == {"export_heatmaps": 3, "run_info": 1, "all": 1}  # run_info records the config
+    # one task's MSFI weighting: that task's plausibility tables and what is computed from them
+    edit = overlay(wd, "edit4.yaml", {"plausibility": {"phi_normalisation": {"synthetic": "minmax"}}})
+    assert planned(edit) == {"plausibility": 6, "synthetic_summary": 1, "informativeness": 1,
+                             "fig5_right_wrong": 1, **downstream}
+    # a scorecard rule: the scorecard only
+    edit = overlay(wd, "edit5.yaml", {"scorecard": {"G5": {"max_seconds": 1}}})
+    assert planned(edit) == {"scorecard": 1, "run_info": 1, "all": 1}
     # a truthfulness option: the removal curves and their summaries, no heatmaps, no Shapley
     edit = overlay(wd, "edit3.yaml", {"truthfulness": {"removal": {"replacement": {"knee": "zero"}}}})
-    assert planned(edit) == {"feature_removal": 4, "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "all": 1}
+    assert planned(edit) == {"feature_removal": 4, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
+                             **downstream}
     # one stage on demand
-    assert planned("--forcerun", "modality_shapley") == {"modality_shapley": 2, "truthfulness_summary": 2,
-                                                          "fig3_perturbation_curves": 2, "all": 1}
+    assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
+        "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
+        "informativeness": 2, "fig5_right_wrong": 2, "method_statistics": 1, "tables": 1, "scorecard": 1, "all": 1}
     assert planned("--forcerun", "modality_shapley", "--until", "modality_shapley") == {"modality_shapley": 2}
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # the HTML report with every table and figure
+    report = snakemake(wd, *args, "--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    html = (wd / "results/report.html").read_text()
+    for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
+                 "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv"):
+        assert item in html, item

@@ -7,6 +7,8 @@ import pandas as pd
 from .io import atomic_path
 
 BEST, WORST = "tab:blue", "tab:red"
+METRIC_LABELS = {"msfi": "MSFI", "fp": "FP", "msfi_global": "MSFI (whole map)", "delta_aupc": "ΔAUPC",
+                 "mi_correlation": "MI correlation"}
 
 
 def _pyplot():
@@ -65,3 +67,86 @@ def fig3_perturbation_curves(curves: pd.DataFrame, deltas: pd.DataFrame, task: s
     plt.close(fig)
     return pd.DataFrame(drawn)
 
+
+
+def fig5_right_wrong(table: pd.DataFrame, task: str, score: str, path, max_points: int = 400, seed: int = 0) -> None:
+    """Fig. 5: per method, violins (quartiles dashed) and a swarm of the plausibility score of right (blue, left)
+    and wrong (red, right) predictions, cases pooled over the models. Swarms show at most `max_points` random
+    points per group (the violins use every case)."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    t = table[["method", "correct", score]].dropna().copy()
+    t["prediction"] = t["correct"].map({True: "right", False: "wrong"})
+    order = sorted(t["method"].unique(), key=str.lower)
+    hue_order = ["right", "wrong"]
+    palette = {"right": "tab:blue", "wrong": "tab:red"}
+    light = {"right": "#b7d2ea", "wrong": "#f2b8b8"}  # pale violins so the swarm's dots stay visible
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(order) + 1.5), 4.0))
+    if t.empty:
+        ax.text(0.5, 0.5, "no defined scores", ha="center", transform=ax.transAxes)
+    else:
+        sns.violinplot(data=t, x="method", y=score, hue="prediction", order=order, hue_order=hue_order,
+                       palette=light, split=False, inner="quart", cut=0, density_norm="width", linewidth=0.8,
+                       ax=ax, legend=True)
+        for line in ax.lines:
+            line.set_linestyle("--")
+            line.set_color("black")
+        shown = t.sample(frac=1.0, random_state=seed).groupby(["method", "prediction"]).head(max_points)
+        sns.swarmplot(data=shown, x="method", y=score, hue="prediction", order=order, hue_order=hue_order,
+                      palette=palette, dodge=True, size=2.2, ax=ax, legend=False, warn_thresh=1.0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("")
+    ax.set_ylabel(METRIC_LABELS.get(score, score))
+    ax.tick_params(axis="x", rotation=60, labelsize=7)
+    ax.set_title(f"{task}: {METRIC_LABELS.get(score, score)} of right and wrong predictions (all models)",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+
+def critical_difference_plots(matrices: dict, alpha: float, path) -> None:
+    """One critical-difference diagram (scikit-posthocs) per (task, metric): methods at their mean rank (1 = best),
+    crossbars join methods the Nemenyi test does not separate at `alpha`."""
+    import scikit_posthocs as sp
+
+    from .stats import critical_difference
+
+    plt = _pyplot()
+    keys = [k for k, (wide, nem, ranks) in matrices.items() if not nem.empty]
+    fig, axes = plt.subplots(max(1, len(keys)), 1, figsize=(8, 2.3 * max(1, len(keys))), squeeze=False)
+    if not keys:
+        axes[0, 0].text(0.5, 0.5, "no Friedman test was computable", ha="center")
+        axes[0, 0].axis("off")
+    for ax, key in zip(axes[:, 0], keys):
+        wide, nem, ranks = matrices[key]
+        sp.critical_difference_diagram(ranks, nem, ax=ax, alpha=alpha, label_props={"fontsize": 7})
+        cd = critical_difference(wide.shape[1], wide.shape[0], alpha)
+        ax.set_title(f"{key[0]} — {METRIC_LABELS.get(key[1], key[1])}: mean rank over {wide.shape[0]} blocks "
+                     f"(Nemenyi CD = {cd:.2f} at α = {alpha})", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def scorecard_figure(wide: pd.DataFrame, path) -> None:
+    """The guidelines scorecard as a coloured grid (pass green, fail red, not evaluated grey)."""
+    import numpy as np
+
+    plt = _pyplot()
+    colour = {"✓": 2, "✗": 0, "–": 1}
+    grid = np.array([[colour[c] for c in row] for row in wide.to_numpy()], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * wide.shape[1], 0.8 + 0.3 * wide.shape[0]))
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(grid, cmap=ListedColormap(["#e06666", "#d9d9d9", "#6aa84f"]), vmin=0, vmax=2, aspect="auto")
+    for (i, j), v in np.ndenumerate(wide.to_numpy()):
+        ax.text(j, i, v, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=7)
+    ax.set_title("Clinical XAI Guidelines scorecard (✓ pass, ✗ fail, – not evaluated)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

@@ -1,5 +1,6 @@
 """Truthfulness on the synthetic task (SPEC §4): ground-truth modality importance from the two ground-truth test
-sets, then MSFI of every heatmap against the known features (the T1C tumour, weighted by that importance)."""
+sets, and the per-method summary of MSFI against the known features (the per-case scores come from the
+plausibility stage, clinxai.plausibility, with the T1C tumour as mask and this importance as φ)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,9 @@ import pandas as pd
 import torch
 
 from . import ClinxaiError
-from .attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
-from .attribution.run import load_maps
 from .data.synthetic import CHANNELS, GROUND_TRUTH_SETS
 from .inference import resolve_device
 from .io import save_csv
-from .metrics.plausibility import fp, msfi, msfi_global, normalise_phi
 from .models import load_checkpoint
 from .training import predict
 
@@ -52,50 +50,6 @@ def run_groundtruth(seeds, checkpoints, gt_dir, out_accuracy, out_phi, batch_siz
     table = pd.DataFrame(rows)
     save_csv(out_accuracy, table)
     save_csv(out_phi, pd.DataFrame(phis))
-    return table
-
-
-def _t1c_masks(data_dir, case: str) -> list:
-    """Plausibility mask of a synthetic case: its tumour on T1C, nothing on the other channels (SPEC §1)."""
-    with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
-        seg = z["seg"].astype(bool)
-    if not seg.any():
-        raise ClinxaiError(f"synthetic case {case}: empty T1C tumour mask in {data_dir}/arrays/{case}.npz; "
-                           "rerun rule synthetic_data (every case has a tumour by construction).")
-    return [seg if c == "T1C" else None for c in CHANNELS]
-
-
-def run_msfi(method: str, seeds, maps, predictions, phi_path, data_dir, post_cfg: dict, phi_normalisation: str,
-             out_path) -> pd.DataFrame:
-    """Per (seed, case): FP, MSFI and msfi_global of one method's post-processed map, with the prediction."""
-    phi = pd.read_csv(phi_path)
-    rows, masks_of = [], {}  # every model has the same test cases: each case's mask is read once
-    for seed, maps_path, pred_path in zip(seeds, maps, predictions):
-        pred = pd.read_csv(pred_path, dtype={"case": str})
-        raw = load_maps(maps_path)
-        g = phi[phi["seed"] == int(seed)].set_index("modality")
-        if g.empty:
-            raise ClinxaiError(f"{phi_path} has no modality importance for seed {seed}; rerun synthetic_groundtruth.")
-        w = normalise_phi(g.loc[list(CHANNELS), "phi"].to_numpy(), phi_normalisation)
-        for r in pred.itertuples(index=False):
-            if r.case not in raw:
-                raise ClinxaiError(f"{maps_path} has no map for test case {r.case}: rerun its heatmaps job.")
-            if r.case not in masks_of:
-                masks_of[r.case] = _t1c_masks(data_dir, r.case)
-            masks = masks_of[r.case]
-            shapes = [masks[CHANNELS.index("T1C")].shape] * len(CHANNELS)
-            parts, status = postprocess(raw[r.case], shapes, post_cfg, gradcam=is_layer_map(method))
-            nan = status == STATUS_NONFINITE
-            rows.append({"seed": seed, "method": method, "case": r.case, "label": r.label, "pred": r.pred,
-                         "prob_pred": r.prob_1 if r.pred == 1 else r.prob_0, "correct": bool(r.pred == r.label),
-                         "status": status,
-                         "fp": np.nan if nan else fp(parts, masks),
-                         "msfi": np.nan if nan else msfi(parts, masks, w),
-                         "msfi_global": np.nan if nan else msfi_global(parts, masks, w)})
-    table = pd.DataFrame(rows)
-    save_csv(out_path, table)
-    log.info("%s: MSFI %.3f, msfi_global %.3f over %d maps", method, table["msfi"].mean(),
-             table["msfi_global"].mean(), len(table))
     return table
 
 

@@ -86,4 +86,9 @@ def all_targets():
             ]
         else:
             targets += [f"{RESULTS}/synthetic/truthfulness/msfi_summary.csv", f"{RESULTS}/synthetic/gan/check.json"]
+        if task in PLAUSIBILITY_TASKS:
+            targets += [informativeness_table(task), f"{RESULTS}/{task}/figures/fig5_right_wrong.png"]
+    targets += list(STATISTICS.values()) + [f"{RESULTS}/figures/critical_difference.png"]
+    targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
+    targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]
     return targets

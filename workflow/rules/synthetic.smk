@@ -1,6 +1,7 @@
 # The synthetic task (SPEC §4): a tumour GAN trained on BraTS-layout segmentations, the synthetic dataset in the
 # prepared layout (so train, heatmaps and the rest run unchanged), ground-truth modality importance from the two
-# ground-truth test sets, and MSFI of every heatmap against the known features.
+# ground-truth test sets; MSFI of every heatmap against the known features is the plausibility rule's (plausibility.smk)
+# with the T1C tumour as mask and this importance as φ, summarised here.
 
 
 def synthetic_dir(*parts):
@@ -19,10 +20,6 @@ SYNTHETIC_TRUTH = {
     "phi": synthetic_dir("truthfulness", "modality_importance.csv"),
     "summary": synthetic_dir("truthfulness", "msfi_summary.csv"),
 }
-
-
-def msfi_output(method):
-    return synthetic_dir("truthfulness", "msfi", f"{method}.csv")
 
 
 rule synthetic_gan:
@@ -97,34 +94,9 @@ rule synthetic_groundtruth:
         "../scripts/synthetic_groundtruth.py"
 
 
-rule synthetic_msfi:
-    input:
-        maps=lambda wc: [heatmap_outputs("synthetic", s, wc.method)["maps"] for s in SEEDS],
-        predictions=[model_outputs("synthetic", s)["predictions"] for s in SEEDS],
-        phi=SYNTHETIC_TRUTH["phi"],
-        arrays=prepared("synthetic")["arrays"],
-    output:
-        table=msfi_output("{method}"),
-    wildcard_constraints:
-        method=methods_regex(ALL_METHODS),
-    params:
-        seeds=SEEDS,
-        postprocess=task_postprocess_cfg(config["heatmaps"]["postprocess"], "synthetic"),
-        phi_normalisation=config["truthfulness"]["synthetic"]["phi_normalisation"],
-    log:
-        f"{RESULTS}/logs/synthetic_msfi/{{method}}.log",
-    threads: res("synthetic_msfi", "threads")
-    resources:
-        **rule_resources("synthetic_msfi"),
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/synthetic_msfi.py"
-
-
 rule synthetic_summary:
     input:
-        tables=lambda wc: [msfi_output(m) for m in task_methods(config, "synthetic")],
+        tables=lambda wc: [plausibility_table("synthetic", m) for m in task_methods(config, "synthetic")],
         accuracy=SYNTHETIC_TRUTH["accuracy"],
     output:
         summary=SYNTHETIC_TRUTH["summary"],

@@ -1,0 +1,78 @@
+"""Comparing methods (SPEC §6): per task and metric the per-method mean ± std, Friedman + Nemenyi over the
+evaluation units (a case under one model; a model for the global ΔAUPC), the "significantly better than the
+others" mark, and Kendall τ-b between the method rankings of two (task, metric) pairs."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import pandas as pd
+
+from .stats import friedman_nemenyi, kendall_rankings, method_matrix
+
+log = logging.getLogger("clinxai.ranking")
+
+# The comparisons the paper reports (SPEC §6), flagged in the Kendall table
+PAPER_PAIRS = {(("glioma", "delta_aupc"), ("knee", "delta_aupc")),
+               (("glioma", "mi_correlation"), ("knee", "mi_correlation")),
+               (("synthetic", "msfi_global"), ("glioma", "mi_correlation")),
+               (("synthetic", "msfi_global"), ("glioma", "delta_aupc"))}
+
+
+def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metric: str, plausibility_score: str):
+    """(task, metric, guideline, blocks, per-unit table) for every metric the run has."""
+    out = []
+    for task, t in delta_aupc.items():
+        out.append((task, "delta_aupc", "G3", ["seed"], t))
+    for task, t in mi.items():
+        out.append((task, "mi_correlation", "G3", ["seed", "case"], t))
+    for task, t in plausibility.items():
+        if task == "synthetic":
+            out.append((task, synthetic_metric, "G3", ["seed", "case"], t))
+        out.append((task, plausibility_score, "G4", ["seed", "case"], t))
+    return out
+
+
+def compare_methods(units, alpha: float = 0.01, max_missing: float = 0.5):
+    """Returns (metrics, friedman, nemenyi, matrices): long tables over every (task, metric)."""
+    metrics, friedman, nemenyi, matrices = [], [], [], {}
+    for task, metric, guideline, blocks, table in units:
+        summary = table.groupby("method")[metric].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+        wide, dropped = method_matrix(table, blocks, metric, max_missing)
+        result, nem, ranks = friedman_nemenyi(wide, alpha)
+        matrices[(task, metric)] = (wide, nem, ranks)
+        top3 = set(summary["mean"].dropna().nlargest(3).index)
+        summary = summary.assign(task=task, metric=metric, guideline=guideline, mean_rank=ranks,
+                                 top3=summary.index.isin(top3), better_than_others=summary.index.isin(result["better"]),
+                                 friedman_chi2=result["chi2"], friedman_df=result["df"], friedman_p=result["p"])
+        metrics.append(summary.reset_index())
+        friedman.append({"task": task, "metric": metric, "guideline": guideline, "k": result["k"],
+                         "n_blocks": result["n_blocks"], "chi2": result["chi2"], "df": result["df"], "p": result["p"],
+                         "better_than_others": ";".join(result["better"]), "left_out": ";".join(dropped),
+                         "note": result["note"]})
+        if not nem.empty:
+            nemenyi.append(nem.rename_axis("method_a").reset_index()
+                           .melt(id_vars="method_a", var_name="method_b", value_name="p")
+                           .assign(task=task, metric=metric))
+        log.info("%s %s: Friedman χ²(%s) = %.1f, p = %.3g over %d blocks; better: %s", task, metric, result["df"],
+                 result["chi2"], result["p"], result["n_blocks"], result["better"] or "none")
+    metrics = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame()
+    nemenyi = pd.concat(nemenyi, ignore_index=True) if nemenyi else pd.DataFrame(
+        columns=["method_a", "method_b", "p", "task", "metric"])
+    return metrics, pd.DataFrame(friedman), nemenyi, matrices
+
+
+def kendall_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Kendall τ-b between the method rankings (by mean) of every two G3 (task, metric) pairs."""
+    g3 = metrics[metrics["guideline"] == "G3"]
+    keys = sorted(set(zip(g3["task"], g3["metric"])))
+    rows = []
+    for a, b in itertools.combinations(keys, 2):
+        ma = g3[(g3["task"] == a[0]) & (g3["metric"] == a[1])].set_index("method")["mean"]
+        mb = g3[(g3["task"] == b[0]) & (g3["metric"] == b[1])].set_index("method")["mean"]
+        r = kendall_rankings(ma, mb)
+        rows.append({"task_a": a[0], "metric_a": a[1], "task_b": b[0], "metric_b": b[1], **r,
+                     "in_paper": (a, b) in PAPER_PAIRS or (b, a) in PAPER_PAIRS})
+    return pd.DataFrame(rows, columns=["task_a", "metric_a", "task_b", "metric_b", "tau_b", "p", "n_methods", "note",
+                                       "in_paper"])

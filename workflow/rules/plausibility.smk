@@ -1,0 +1,115 @@
+# G4 plausibility (SPEC §5): FP, MSFI and msfi_global of every map per (task, method) over all models, the
+# informativeness tests per task (Spearman with the predicted probability, right vs wrong) and Fig. 5.
+# The synthetic task's truthfulness score (MSFI against its known features) comes out of the same rule.
+
+from clinxai.plausibility import dilation_size
+
+
+def knee_has_boxes():
+    knee = config["data"]["knee"]
+    return knee["source"] == "phantom" or bool(knee["boxes_dir"])
+
+
+# Knee plausibility needs menisci boxes: real MRNet without data.knee.boxes_dir gets NaN in Table 3.
+PLAUSIBILITY_TASKS = [t for t in TASKS if t != "knee" or knee_has_boxes()]
+
+
+def plausibility_table(task, method):
+    return f"{RESULTS}/{task}/plausibility/{method}.csv"
+
+
+def plausibility_tables(task):
+    return [plausibility_table(task, m) for m in task_methods(config, task)]
+
+
+def informativeness_table(task):
+    return f"{RESULTS}/{task}/plausibility/informativeness.csv"
+
+
+def modality_importance(task):
+    """φ: ground-truth accuracies for the synthetic task, modality Shapley values for the others."""
+    return SYNTHETIC_TRUTH["phi"] if task == "synthetic" else shapley_outputs(task)["phi"]
+
+
+def mask_dilation(task):
+    if task != "glioma":
+        return 0
+    d = config["plausibility"]["mask_dilation"]["glioma"]
+    return dilation_size(d["square"], d["reference_size"], config["data"]["glioma"]["grid"][0])
+
+
+rule plausibility:
+    input:
+        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in SEEDS],
+        predictions=lambda wc: models_of(wc.task, "predictions"),
+        phi=lambda wc: modality_importance(wc.task),
+        meta=lambda wc: prepared(wc.task)["meta"],
+        arrays=lambda wc: prepared(wc.task)["arrays"],
+    output:
+        table=plausibility_table("{task}", "{method}"),
+    wildcard_constraints:
+        method=methods_regex(ALL_METHODS),
+    params:
+        seeds=SEEDS,
+        postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
+        phi_normalisation=lambda wc: config["plausibility"]["phi_normalisation"][wc.task],
+        dilation=lambda wc: mask_dilation(wc.task),
+    log:
+        f"{RESULTS}/logs/plausibility/{{task}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plausibility/{{task}}_{{method}}.tsv"
+    threads: res("plausibility", "threads")
+    resources:
+        **rule_resources("plausibility"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/plausibility.py"
+
+
+rule informativeness:
+    input:
+        tables=lambda wc: plausibility_tables(wc.task),
+    output:
+        table=report(
+            informativeness_table("{task}"),
+            caption="../report/informativeness.rst",
+            category="G4 informative plausibility",
+            subcategory="{task}",
+        ),
+    params:
+        score=config["plausibility"]["score"],
+        level=config["statistics"]["ci_level"],
+    log:
+        f"{RESULTS}/logs/informativeness/{{task}}.log",
+    threads: res("informativeness", "threads")
+    resources:
+        **rule_resources("informativeness"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/informativeness.py"
+
+
+rule fig5_right_wrong:
+    input:
+        tables=lambda wc: plausibility_tables(wc.task),
+    output:
+        figure=report(
+            f"{RESULTS}/{{task}}/figures/fig5_right_wrong.png",
+            caption="../report/fig5.rst",
+            category="G4 informative plausibility",
+            subcategory="{task}",
+        ),
+    params:
+        score=config["plausibility"]["score"],
+        max_points=config["statistics"]["fig5_max_points"],
+    log:
+        f"{RESULTS}/logs/fig5/{{task}}.log",
+    threads: res("fig5_right_wrong", "threads")
+    resources:
+        **rule_resources("fig5_right_wrong"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/fig5_right_wrong.py"

@@ -1,0 +1,82 @@
+# The paper's tables (results/tables), the guidelines scorecard and the run's record for the HTML report
+# (`snakemake --report results/report.html`, or the README's demo command, which ends with it).
+
+
+def table_outputs(name):
+    return {k: f"{RESULTS}/tables/{name}.{k}" for k in ("csv", "md", "tex", "html")}
+
+
+TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst"}
+
+
+def table_report(name):
+    out = table_outputs(name)
+    return {
+        **out,
+        "html": report(out["html"], caption=f"../report/{name}.rst", category="Tables"),
+        "csv": report(out["csv"], caption=f"../report/{name}.rst", category="Tables"),
+    }
+
+
+def timing_tables():
+    return [f"{RESULTS}/{t}/heatmaps/timing.csv" for t in TASKS]
+
+
+rule tables:
+    input:
+        metrics=STATISTICS["metrics"],
+        informativeness=[informativeness_table(t) for t in PLAUSIBILITY_TASKS],
+        timing=timing_tables(),
+    output:
+        **{f"{name}_{k}": v for name in TABLE_CAPTIONS for k, v in table_report(name).items()},
+    params:
+        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+    log:
+        f"{RESULTS}/logs/tables.log",
+    threads: res("tables", "threads")
+    resources:
+        **rule_resources("tables"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule scorecard:
+    input:
+        metrics=STATISTICS["metrics"],
+        informativeness=[informativeness_table(t) for t in PLAUSIBILITY_TASKS],
+        timing=timing_tables(),
+    output:
+        csv=report(f"{RESULTS}/tables/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard"),
+        md=f"{RESULTS}/tables/scorecard.md",
+        figure=report(f"{RESULTS}/figures/scorecard.png", caption="../report/scorecard.rst", category="Scorecard"),
+    params:
+        rules=config["scorecard"],
+        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+    log:
+        f"{RESULTS}/logs/scorecard.log",
+    threads: res("scorecard", "threads")
+    resources:
+        **rule_resources("scorecard"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/scorecard.py"
+
+
+rule run_info:
+    output:
+        versions=report(f"{RESULTS}/report/versions.csv", caption="../report/run_info.rst", category="Run"),
+        config=report(f"{RESULTS}/report/config.yaml", caption="../report/run_info.rst", category="Run"),
+    params:
+        config=config,
+    log:
+        f"{RESULTS}/logs/run_info.log",
+    threads: res("run_info", "threads")
+    resources:
+        **rule_resources("run_info"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/run_info.py"

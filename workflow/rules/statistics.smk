@@ -1,0 +1,39 @@
+# Statistics across methods (SPEC §6): per task and metric the method means, Friedman + Nemenyi, the
+# "significantly better than the others" mark and critical-difference diagrams; Kendall τ-b between rankings.
+
+STATISTICS = {
+    "metrics": f"{RESULTS}/statistics/metrics.csv",
+    "friedman": f"{RESULTS}/statistics/friedman.csv",
+    "nemenyi": f"{RESULTS}/statistics/nemenyi.csv",
+    "kendall": f"{RESULTS}/statistics/kendall.csv",
+}
+
+
+rule method_statistics:
+    input:
+        delta_aupc=[truthfulness_outputs(t)["delta_aupc"] for t in REMOVAL_TASKS],
+        mi_correlation=[truthfulness_outputs(t)["mi_correlation"] for t in REMOVAL_TASKS],
+        plausibility=[p for t in PLAUSIBILITY_TASKS for p in plausibility_tables(t)],
+    output:
+        metrics=STATISTICS["metrics"],
+        friedman=report(STATISTICS["friedman"], caption="../report/friedman.rst", category="Statistics"),
+        nemenyi=STATISTICS["nemenyi"],
+        kendall=report(STATISTICS["kendall"], caption="../report/kendall.rst", category="Statistics"),
+        cd_plots=report(
+            f"{RESULTS}/figures/critical_difference.png", caption="../report/cd_plots.rst", category="Statistics"
+        ),
+    params:
+        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+        score=config["plausibility"]["score"],
+        alpha=config["statistics"]["nemenyi_alpha"],
+        cd_alpha=config["statistics"]["cd_alpha"],
+        max_missing=config["statistics"]["max_missing"],
+    log:
+        f"{RESULTS}/logs/method_statistics.log",
+    threads: res("method_statistics", "threads")
+    resources:
+        **rule_resources("method_statistics"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/method_statistics.py"

@@ -1,0 +1,32 @@
+"""Rule method_statistics: per (task, metric) means, Friedman + Nemenyi, CD diagrams; Kendall τ-b of rankings."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")
+import pandas as pd
+
+from clinxai.figures import critical_difference_plots
+from clinxai.io import save_csv
+from clinxai.logs import job_log
+from clinxai.ranking import compare_methods, kendall_table, metric_units
+
+
+def by_task(paths):
+    frames = [pd.read_csv(p, dtype={"case": str}) for p in paths]
+    if not frames:
+        return {}
+    table = pd.concat(frames, ignore_index=True)
+    return {task: g for task, g in table.groupby("task")}
+
+
+with job_log(snakemake.log[0]) as log:
+    sm = snakemake
+    units = metric_units(by_task(sm.input.delta_aupc), by_task(sm.input.mi_correlation), by_task(sm.input.plausibility),
+                         sm.params.synthetic_metric, sm.params.score)
+    metrics, friedman, nemenyi, matrices = compare_methods(units, sm.params.alpha, sm.params.max_missing)
+    kendall = kendall_table(metrics)
+    save_csv(sm.output.metrics, metrics)
+    save_csv(sm.output.friedman, friedman)
+    save_csv(sm.output.nemenyi, nemenyi)
+    save_csv(sm.output.kendall, kendall)
+    critical_difference_plots(matrices, sm.params.cd_alpha, sm.output.cd_plots)
+    log.info("\n%s\n%s", friedman.to_string(index=False), kendall.to_string(index=False))

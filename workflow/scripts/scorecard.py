@@ -1,0 +1,30 @@
+"""Rule scorecard: G3/G4/G5 pass or fail per method and task by the rules in config (`scorecard`)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")
+import pandas as pd
+
+from clinxai.figures import scorecard_figure
+from clinxai.io import atomic_path, save_csv
+from clinxai.logs import job_log
+from clinxai.tables import markdown, scorecard, scorecard_wide
+
+with job_log(snakemake.log[0]) as log:
+    sm = snakemake
+    rules = {**sm.params.rules, "G3": {**sm.params.rules["G3"], "synthetic_metric": sm.params.synthetic_metric}}
+    info = {}
+    for p in sm.input.informativeness:
+        t = pd.read_csv(p)
+        if len(t):
+            info[str(t["task"].iloc[0])] = t
+    timing = {Path(p).parts[-3]: pd.read_csv(p) for p in sm.input.timing}
+    card = scorecard(pd.read_csv(sm.input.metrics), info, timing, rules)
+    wide = scorecard_wide(card)
+    save_csv(sm.output.csv, card)
+    caption = ("Guidelines scorecard: ✓ pass, ✗ fail, – not evaluated. Rules (config `scorecard`): "
+               + "; ".join(f"{g}: {r}" for g, r in card.groupby("guideline")["rule"].first().items()))
+    with atomic_path(sm.output.md) as tmp:
+        Path(tmp).write_text(markdown(wide, caption), encoding="utf-8")
+    scorecard_figure(wide, sm.output.figure)
+    log.info("\n%s", wide.to_string())

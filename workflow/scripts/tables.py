@@ -1,0 +1,44 @@
+"""Rule tables: the paper's Tables 2 (G3), 3 (G4) and 4 (G5) as long CSV, Markdown, LaTeX and HTML."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")
+import pandas as pd
+
+from clinxai.io import atomic_path
+from clinxai.logs import job_log
+from clinxai.tables import table2, table3, table4, write_table
+
+CAPTIONS = {
+    "table2": "Table 2. Guideline 3, truthfulness: mean ± std per method (ΔAUPC over the models; MI correlation and "
+              "MSFI over all cases of all models). Higher is better; bold: top three; ∗: significantly better than "
+              "the others (Friedman + Nemenyi). NaN: the method was not evaluated on the task or the metric is "
+              "undefined for it (maps identical across modalities).",
+    "table3": "Table 3. Guideline 4, informative plausibility: Spearman ρ of the plausibility score with the "
+              "predicted-class probability (∗ p < 0.05; bold: top three), the upper-tailed Mann-Whitney U test of "
+              "right > wrong predictions (∗ p < 0.025, ∗∗ p < 0.005, ∗∗∗ p < 0.0005, NS not significant, n/a not "
+              "computable) and the medians (95 % CI) of both groups, cases pooled over the models.",
+    "table4": "Table 4. Guideline 5, computational efficiency: seconds to compute one heatmap, mean ± std over the "
+              "models (on the hardware of this run).",
+}
+
+
+def by_task(paths):
+    return {str(pd.read_csv(p)["task"].iloc[0]): pd.read_csv(p) for p in paths if len(pd.read_csv(p))}
+
+
+def timing_by_task(paths):
+    return {Path(p).parts[-3]: pd.read_csv(p) for p in paths}  # results/<task>/heatmaps/timing.csv
+
+
+with job_log(snakemake.log[0]) as log:
+    sm = snakemake
+    built = {"table2": table2(pd.read_csv(sm.input.metrics), sm.params.synthetic_metric),
+             "table3": table3(by_task(sm.input.informativeness)),
+             "table4": table4(timing_by_task(sm.input.timing))}
+    for name, (long, wide) in built.items():
+        paths = {k: sm.output[f"{name}_{k}"] for k in ("csv", "md", "tex")}
+        write_table(long, wide, paths, CAPTIONS[name], f"tab:{name}")
+        with atomic_path(sm.output[f"{name}_html"]) as tmp:
+            Path(tmp).write_text(wide.to_html(escape=True) + f"<p>{CAPTIONS[name]}</p>\n", encoding="utf-8")
+        log.info("%s\n%s", name, wide.to_string())
