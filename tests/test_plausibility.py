@@ -1,4 +1,5 @@
 """The plausibility stage's masks and per-case scores, and the tables and scorecard built from the statistics."""
+import io
 import math
 
 import numpy as np
@@ -120,10 +121,13 @@ def test_scorecard_rules():
     assert get[("Gradient", "glioma", "G3")] == "pass"      # 0.3 >= 0.2 and 0.6 >= 0.5
     assert get[("Lime", "glioma", "G3")] == "fail"
     assert get[("Gradient", "glioma", "G4")] == "pass"      # p 0.001, effect 0.9, G3 passed
-    assert get[("Lime", "glioma", "G4")] == "n/a"           # not tested
+    assert get[("Lime", "glioma", "G4")] == "not evaluated"  # not tested
     assert get[("Gradient", "glioma", "G5")] == "pass" and get[("Lime", "glioma", "G5")] == "fail"
     assert get[("Gradient", "synthetic", "G3")] == "pass"   # 0.55 >= 0.5
     assert get[("Gradient", "all", "G3")] == "pass" and get[("Lime", "all", "G5")] == "fail"
+    buf = io.StringIO()  # every result survives the CSV round trip (pandas reads "n/a" as missing)
+    card.to_csv(buf, index=False)
+    assert pd.read_csv(io.StringIO(buf.getvalue()))["result"].equals(card["result"])
     weak = scorecard(_metrics(), {"glioma": _info("glioma", effect=0.6)}, timing, rules)
     assert weak.set_index(["method", "task", "guideline"]).loc[("Gradient", "glioma", "G4"), "result"] == "fail"
     wide = scorecard_wide(card)

@@ -1,4 +1,5 @@
 """Statistics against values computed by hand or straight from scipy / scikit-posthocs on fixed inputs."""
+import io
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from clinxai.stats import (critical_difference, friedman_nemenyi, informativenes
 
 def test_markers_follow_table3_levels():
     assert [significance_marker(p) for p in (0.0004, 0.004, 0.02, 0.025, 0.5, math.nan)] == \
-        ["***", "**", "*", "NS", "NS", "n/a"]
+        ["***", "**", "*", "NS", "NS", "n.c."]
 
 
 def test_median_ci_by_order_statistics():
@@ -69,8 +70,11 @@ def test_informativeness_right_vs_wrong_and_per_class():
 def test_informativeness_when_every_prediction_is_right():
     t = _plausibility_table().assign(correct=True)
     out = informativeness(t, "msfi")
-    assert out["mw_p"].isna().all() and out["mw_marker"].eq("n/a").all()
+    assert out["mw_p"].isna().all() and out["mw_marker"].eq("n.c.").all()
     assert out["mw_note"].str.contains("not computable").all()
+    buf = io.StringIO()  # the marker survives the CSV the tables rule reads back
+    out.to_csv(buf, index=False)
+    assert pd.read_csv(io.StringIO(buf.getvalue()))["mw_marker"].eq("n.c.").all()
 
 
 def test_friedman_and_nemenyi_match_scipy_and_scikit_posthocs():

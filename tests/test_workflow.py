@@ -84,7 +84,7 @@ def test_end_to_end_and_resume(tmp_path):
         assert {"fp", "msfi", "prob_pred", "correct", "pred"} <= set(plaus.columns)
         assert plaus.loc[plaus["status"] == "ok", "fp"].between(0, 1).all()
         info = pd.read_csv(wd / f"results/{task}/plausibility/informativeness.csv")
-        assert len(info) == methods and info["mw_marker"].isin(["*", "**", "***", "NS", "n/a"]).all()
+        assert len(info) == methods and info["mw_marker"].isin(["*", "**", "***", "NS", "n.c."]).all()
         assert (wd / f"results/{task}/figures/fig5_right_wrong.png").stat().st_size > 10000
     # statistics across methods, the tables (all 16 methods, NaN for those not run) and the scorecard
     friedman = pd.read_csv(wd / "results/statistics/friedman.csv")
@@ -97,7 +97,7 @@ def test_end_to_end_and_resume(tmp_path):
     table2 = (wd / "results/tables/table2.md").read_text()
     assert table2.count("\n| ") == 16 and "| Occlusion | NaN | NaN | NaN | NaN | NaN |" in table2
     card = pd.read_csv(wd / "results/tables/scorecard.csv")
-    assert set(card["result"]) <= {"pass", "fail", "n/a"} and set(card["guideline"]) == {"G3", "G4", "G5"}
+    assert set(card["result"]) <= {"pass", "fail", "not evaluated"} and set(card["guideline"]) == {"G3", "G4", "G5"}
     versions = pd.read_csv(wd / "results/report/versions.csv")
     assert "captum" in set(versions["item"])
     png = next((wd / "results/synthetic/heatmaps/export").glob("*/GradCAM.png"))

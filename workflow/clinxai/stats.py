@@ -17,9 +17,10 @@ MARKER_LEVELS = ((0.0005, "***"), (0.005, "**"), (0.025, "*"))  # Table 3's Mann
 
 
 def significance_marker(p: float, levels=MARKER_LEVELS) -> str:
-    """`***` p < 0.0005, `**` p < 0.005, `*` p < 0.025, `NS` otherwise; `n/a` when p is NaN."""
+    """`***` p < 0.0005, `**` p < 0.005, `*` p < 0.025, `NS` otherwise; `n.c.` (not computable) when p
+    is NaN. Not "n/a" or "NA": pandas reads those back from a CSV as missing values."""
     if p is None or not np.isfinite(p):
-        return "n/a"
+        return "n.c."
     for level, mark in levels:
         if p < level:
             return mark

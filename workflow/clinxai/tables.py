@@ -25,6 +25,17 @@ TABLE2_COLUMNS = [("delta_aupc", "glioma"), ("delta_aupc", "knee"), ("mi_correla
 TABLE3_TASKS = ["glioma", "knee"]  # the paper's Table 3; the synthetic task's informativeness is in its own CSV
 
 
+def tables_by_task(paths) -> dict[str, pd.DataFrame]:
+    """{task: table} of per-task CSVs that carry a `task` column (empty tables are left out)."""
+    frames = [pd.read_csv(p) for p in paths]
+    return {str(t["task"].iloc[0]): t for t in frames if len(t)}
+
+
+def timing_by_task(paths) -> dict[str, pd.DataFrame]:
+    """{task: table} of results/<task>/heatmaps/timing.csv files."""
+    return {Path(p).parts[-3]: pd.read_csv(p) for p in paths}
+
+
 def all_methods() -> list[str]:
     return sorted(METHODS, key=str.lower)
 
@@ -151,9 +162,12 @@ def write_table(long: pd.DataFrame, wide: pd.DataFrame, paths: dict, caption: st
             Path(tmp).write_text(text, encoding="utf-8")
 
 
+NOT_EVALUATED = "not evaluated"  # not "n/a": pandas reads that back from the CSV as a missing value
+
+
 def scorecard(metrics: pd.DataFrame, info: dict[str, pd.DataFrame], timing: dict[str, pd.DataFrame],
               rules: dict) -> pd.DataFrame:
-    """Per method and task, pass / fail / n/a of G3, G4, G5 by the rules in config (`scorecard`), with the values
+    """Per method and task, pass / fail / not evaluated of G3, G4, G5 by the rules in config (`scorecard`), with the values
     and the rule that decided; plus an "all tasks" row per method: pass where it passes on every task it was
     evaluated on."""
     g3, g4, g5 = rules["G3"], rules["G4"], rules["G5"]
@@ -162,7 +176,7 @@ def scorecard(metrics: pd.DataFrame, info: dict[str, pd.DataFrame], timing: dict
 
     def add(method, task, guideline, ok, value, rule):
         rows.append({"method": method, "task": task, "guideline": guideline,
-                     "result": "n/a" if ok is None else ("pass" if ok else "fail"), "value": value, "rule": rule})
+                     "result": NOT_EVALUATED if ok is None else ("pass" if ok else "fail"), "value": value, "rule": rule})
 
     tasks = sorted(set(metrics["task"]) | set(info) | set(timing), key=list(TASK_TITLES).index)
     for task in tasks:
@@ -201,8 +215,8 @@ def scorecard(metrics: pd.DataFrame, info: dict[str, pd.DataFrame], timing: dict
     card = pd.DataFrame(rows)
     overall = []
     for (method, guideline), g in card.groupby(["method", "guideline"]):
-        results = set(g["result"]) - {"n/a"}
-        res = "n/a" if not results else ("pass" if results == {"pass"} else "fail")
+        results = set(g["result"]) - {NOT_EVALUATED}
+        res = NOT_EVALUATED if not results else ("pass" if results == {"pass"} else "fail")
         overall.append({"method": method, "task": "all", "guideline": guideline, "result": res,
                         "value": math.nan, "rule": "pass on every task where evaluated"})
     return pd.concat([card, pd.DataFrame(overall)], ignore_index=True)
@@ -210,11 +224,11 @@ def scorecard(metrics: pd.DataFrame, info: dict[str, pd.DataFrame], timing: dict
 
 def scorecard_wide(card: pd.DataFrame) -> pd.DataFrame:
     """Methods × (task, guideline) with ✓ / ✗ / –, like the bottom row of the paper's Fig. 1."""
-    symbol = {"pass": "✓", "fail": "✗", "n/a": "–"}
+    symbol = {"pass": "✓", "fail": "✗", NOT_EVALUATED: "–"}
     tasks = [t for t in [*TASK_TITLES, "all"] if t in set(card["task"])]
     wide = pd.DataFrame(index=all_methods())
     for task in tasks:
         for guideline in ("G3", "G4", "G5"):
             g = card[(card["task"] == task) & (card["guideline"] == guideline)].set_index("method")["result"]
-            wide[f"{guideline} {TASK_TITLES.get(task, 'all tasks')}"] = [symbol[g.get(m, "n/a")] for m in wide.index]
+            wide[f"{guideline} {TASK_TITLES.get(task, 'all tasks')}"] = [symbol[g.get(m, NOT_EVALUATED)] for m in wide.index]
     return wide

@@ -8,18 +8,13 @@ import pandas as pd
 from clinxai.figures import scorecard_figure
 from clinxai.io import atomic_path, save_csv
 from clinxai.logs import job_log
-from clinxai.tables import markdown, scorecard, scorecard_wide
+from clinxai.tables import markdown, scorecard, scorecard_wide, tables_by_task, timing_by_task
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
     rules = {**sm.params.rules, "G3": {**sm.params.rules["G3"], "synthetic_metric": sm.params.synthetic_metric}}
-    info = {}
-    for p in sm.input.informativeness:
-        t = pd.read_csv(p)
-        if len(t):
-            info[str(t["task"].iloc[0])] = t
-    timing = {Path(p).parts[-3]: pd.read_csv(p) for p in sm.input.timing}
-    card = scorecard(pd.read_csv(sm.input.metrics), info, timing, rules)
+    card = scorecard(pd.read_csv(sm.input.metrics), tables_by_task(sm.input.informativeness),
+                     timing_by_task(sm.input.timing), rules)
     wide = scorecard_wide(card)
     save_csv(sm.output.csv, card)
     caption = ("Guidelines scorecard: ✓ pass, ✗ fail, – not evaluated. Rules (config `scorecard`): "

@@ -7,7 +7,7 @@ import pandas as pd
 
 from clinxai.io import atomic_path
 from clinxai.logs import job_log
-from clinxai.tables import table2, table3, table4, write_table
+from clinxai.tables import table2, table3, table4, tables_by_task, timing_by_task, write_table
 
 CAPTIONS = {
     "table2": "Table 2. Guideline 3, truthfulness: mean ± std per method (ΔAUPC over the models; MI correlation and "
@@ -16,25 +16,17 @@ CAPTIONS = {
               "undefined for it (maps identical across modalities).",
     "table3": "Table 3. Guideline 4, informative plausibility: Spearman ρ of the plausibility score with the "
               "predicted-class probability (∗ p < 0.05; bold: top three), the upper-tailed Mann-Whitney U test of "
-              "right > wrong predictions (∗ p < 0.025, ∗∗ p < 0.005, ∗∗∗ p < 0.0005, NS not significant, n/a not "
+              "right > wrong predictions (∗ p < 0.025, ∗∗ p < 0.005, ∗∗∗ p < 0.0005, NS not significant, n.c. not "
               "computable) and the medians (95 % CI) of both groups, cases pooled over the models.",
     "table4": "Table 4. Guideline 5, computational efficiency: seconds to compute one heatmap, mean ± std over the "
               "models (on the hardware of this run).",
 }
 
 
-def by_task(paths):
-    return {str(pd.read_csv(p)["task"].iloc[0]): pd.read_csv(p) for p in paths if len(pd.read_csv(p))}
-
-
-def timing_by_task(paths):
-    return {Path(p).parts[-3]: pd.read_csv(p) for p in paths}  # results/<task>/heatmaps/timing.csv
-
-
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
     built = {"table2": table2(pd.read_csv(sm.input.metrics), sm.params.synthetic_metric),
-             "table3": table3(by_task(sm.input.informativeness)),
+             "table3": table3(tables_by_task(sm.input.informativeness)),
              "table4": table4(timing_by_task(sm.input.timing))}
     for name, (long, wide) in built.items():
         paths = {k: sm.output[f"{name}_{k}"] for k in ("csv", "md", "tex")}
