@@ -50,7 +50,7 @@ def synthetic_set(tmp_path_factory, monkeypatch_module):
     out = {k: out_dir / k for k in ("arrays", "groundtruth")}
     out.update({k: out_dir / f"{k}.csv" for k in ("split", "excluded", "cases")}, meta=out_dir / "meta.json")
     cfg = dict(n_cases=24, n_groundtruth=12, size=48, fov_mm=180, tumour_size=[0.25, 0.3], t1c_alignment=1.0,
-               flair_alignment=0.7, seed=5)
+               flair_alignment=0.7, tumour_only_fraction=0.25, seed=5)
     meta = syn.make_synthetic("unused.pt", cfg, {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0},
                               out)
     return out, meta
@@ -78,6 +78,10 @@ def test_dataset_files_and_design(synthetic_set):
         assert (z["seg"].astype(bool) == t1c).all()  # the plausibility mask is the T1C tumour
         assert not (m.any(0) & ~z["brain"].astype(bool)).any()  # tumours lie inside the brain
         assert (z["image"][:, ~z["brain"].astype(bool)] == 0).all()
+        # tumour-only training cases: nothing but the tumours (the ground-truth items' look); the rest show brain
+        assert (z["image"][~m] == 0).all() == r.tumour_only
+    only = cases[cases["tumour_only"]]
+    assert len(only) == meta["n_tumour_only_train"] == 3 and (only["split"] == "train").all()  # 25 % of 12
 
 
 @pytest.mark.parametrize("name", ["T1C", "FLAIR"])

@@ -16,6 +16,8 @@ from torch import nn
 
 from . import ClinxaiError
 
+DENSENET121_BLOCKS = (6, 12, 24, 16)  # DenseNet121: init_features 64, growth_rate 32
+
 
 def _conv_block(conv, norm, c_in, c_out, n_convs):
     layers = []
@@ -98,10 +100,12 @@ def build_model(task: str, arch: dict) -> nn.Module:
         return GeneNet3D(arch["in_channels"], arch["grid"], tuple(arch["widths"]), arch["fc"])
     if task == "knee":
         return KneeNet(tuple(arch["widths"]))
-    if task == "synthetic":
-        from monai.networks.nets import DenseNet121
+    if task == "synthetic":  # MONAI's DenseNet; the defaults are DenseNet121 (the paper's), the demo a smaller one
+        from monai.networks.nets import DenseNet
 
-        return DenseNet121(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2)
+        return DenseNet(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2,
+                        init_features=arch.get("init_features", 64), growth_rate=arch.get("growth_rate", 32),
+                        block_config=tuple(arch.get("block_config", DENSENET121_BLOCKS)))
     raise ClinxaiError(f"no model for task {task!r}")
 
 

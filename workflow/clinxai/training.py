@@ -21,7 +21,7 @@ from . import ClinxaiError
 from .inference import resolve_device
 from .io import save_csv, save_json
 from .metrics_basic import classification_metrics
-from .models import build_model, save_checkpoint
+from .models import DENSENET121_BLOCKS, build_model, save_checkpoint
 
 log = logging.getLogger("clinxai.training")
 
@@ -56,7 +56,9 @@ def model_arch(task: str, model_cfg: dict, meta: dict) -> dict:
                 "fc": int(model_cfg["fc"])}
     if task == "knee":
         return {"widths": list(model_cfg["widths"])}
-    return {"in_channels": len(meta["channels"])}
+    return {"in_channels": len(meta["channels"]), "init_features": int(model_cfg.get("init_features", 64)),
+            "growth_rate": int(model_cfg.get("growth_rate", 32)),
+            "block_config": [int(b) for b in model_cfg.get("block_config", DENSENET121_BLOCKS)]}
 
 
 def _load_pretrained(model: nn.Module, path, task: str):

@@ -11,6 +11,9 @@ The plausibility mask of a case is its T1C tumour (the only modality whose tumou
 
 Two ground-truth test sets show tumours without brain: "T1C" (T1C aligned, FLAIR anti-aligned) and "FLAIR" (the
 reverse). A model's accuracy on them says how much it relies on each modality (paper: 0.99 and 0).
+Optionally a fraction of the training cases (`tumour_only_fraction`, 0 in the paper) is drawn the same way but
+without brain, so that the ground-truth items are not out of distribution for a small model trained from scratch;
+their shapes follow the same design, so they add no preference for either modality.
 """
 
 from __future__ import annotations
@@ -180,7 +183,12 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
     split = stratified_split(pd.DataFrame({"case": cases, "label": labels}), split_cfg["fractions"],
                              split_cfg["seed"])
     split_of = dict(zip(split["case"], split["split"]))
-    raw_stats = []
+    train = [c for c in cases if split_of[c] == "train"]
+    only_rng = np.random.default_rng(cfg["seed"] + 2)  # its own stream: the brain cases do not change with it
+    n_only = int(round(cfg.get("tumour_only_fraction", 0.0) * len(train)))
+    tumour_only_cases = set(only_rng.choice(train, n_only, replace=False)) if n_only else set()
+    raw_stats, deferred = [], {}
+    affine = np.diag([cfg["fov_mm"] / cfg["size"]] * 2 + [1.0, 1.0])
     with atomic_dir(out["arrays"]) as arrays_dir:
         for i, case in enumerate(cases):
             round_ = round_mask(generator.size, rng)
@@ -188,12 +196,19 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
                                              bool(flair_aligned[i]), cfg, rng)
             if split_of[case] == "train":
                 raw_stats.append([(image[c][brain].mean(), image[c][brain].std()) for c in range(len(CHANNELS))])
+            if case in tumour_only_cases:  # written below, once the training statistics are known
+                deferred[case] = (brain, masks)
+                continue
             np.savez(Path(arrays_dir) / f"{case}.npz", image=zscore(image, brain, case, arrays_dir),
                      brain=brain.astype(np.uint8),
-                     seg=masks[CHANNELS.index("T1C")].astype(np.uint8), masks=masks.astype(np.uint8),
-                     affine=np.diag([cfg["fov_mm"] / cfg["size"]] * 2 + [1.0, 1.0]))
-    stats = np.mean(np.array(raw_stats), axis=0)  # channel x (mean, std)
+                     seg=masks[CHANNELS.index("T1C")].astype(np.uint8), masks=masks.astype(np.uint8), affine=affine)
+        stats = np.mean(np.array(raw_stats), axis=0)  # channel x (mean, std)
+        for case, (brain, masks) in deferred.items():
+            np.savez(Path(arrays_dir) / f"{case}.npz", image=tumour_only(masks, stats, only_rng),
+                     brain=brain.astype(np.uint8),
+                     seg=masks[CHANNELS.index("T1C")].astype(np.uint8), masks=masks.astype(np.uint8), affine=affine)
     table = pd.DataFrame({"case": cases, "label": labels, "t1c_aligned": t1c_aligned, "flair_aligned": flair_aligned,
+                          "tumour_only": [c in tumour_only_cases for c in cases],
                           "split": [split_of[c] for c in cases]})
     save_csv(out["cases"], table)
     with atomic_dir(out["groundtruth"]) as gt_dir:
@@ -220,6 +235,7 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
         "n_cases": n, "n_excluded": 0, "n_groundtruth": n_gt,
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
         "alignment": {"t1c": float(t1c_aligned.mean()), "flair": float(flair_aligned.mean())},
+        "n_tumour_only_train": n_only,
         "gan_valid_fraction": valid_fraction, "normalisation": {"channels": list(CHANNELS), "mean_std": stats.tolist()},
         "seconds": round(time.perf_counter() - start, 2),
     }
