@@ -61,3 +61,6 @@ def test_missing_data_path(tmp_path):
 def test_split_fractions_must_sum_to_one():
     with pytest.raises(ConfigError, match=r"split\.fractions.*sum to 1"):
         validate_config(cfg(split__fractions={"train": 0.6, "val": 0.1, "test": 0.1}))
+    with pytest.raises(ConfigError, match=r"data\.synthetic\.split_fractions.*sum to 1"):
+        validate_config(cfg(data__synthetic__split_fractions={"train": 0.9, "val": 0.1, "test": 0.1}))
+    validate_config(cfg(data__synthetic__split_fractions=None))  # null: the global split

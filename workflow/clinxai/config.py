@@ -56,9 +56,10 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     if errors:
         lines = "\n  - ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid configuration:\n  - {lines}\nSee config/README.md for every key.")
-    fr = config["split"]["fractions"]
-    if abs(sum(fr.values()) - 1.0) > 1e-6:
-        raise ConfigError(f"config key split.fractions = {fr}: the fractions must sum to 1.")
+    for key, fr in (("split.fractions", config["split"]["fractions"]),
+                    ("data.synthetic.split_fractions", config["data"]["synthetic"].get("split_fractions"))):
+        if fr is not None and abs(sum(fr.values()) - 1.0) > 1e-6:
+            raise ConfigError(f"config key {key} = {fr}: the fractions must sum to 1.")
     _check_methods(config)
     if check_paths:
         # The synthetic task's tumour GAN reads data.glioma's BraTS folder, so that folder must exist for it too.

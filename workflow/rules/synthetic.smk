@@ -58,8 +58,10 @@ rule synthetic_data:
         cases=synthetic_dir("data", "cases.csv"),
         groundtruth=directory(GROUNDTRUTH),
     params:
-        cfg={k: v for k, v in config["data"]["synthetic"].items() if k != "gan"},
-        split=config["split"],
+        cfg={k: v for k, v in config["data"]["synthetic"].items() if k not in ("gan", "split_fractions")},
+        # its own fractions if set: many training slices, a test set the heatmap methods can afford
+        split={**config["split"], "fractions": config["data"]["synthetic"].get("split_fractions")
+               or config["split"]["fractions"]},
     log:
         f"{RESULTS}/logs/synthetic_data.log",
     benchmark:
