@@ -1,12 +1,23 @@
 """Dry runs: the demo and paper DAGs resolve, and a bad config stops before any job starts."""
+import re
+
 from helpers import overlay, snakemake, workdir
+
+
+def planned_jobs(stdout: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stdout, re.M)}
 
 
 def test_demo_dag(tmp_path):
     res = snakemake(workdir(tmp_path), "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
-    for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary", "heatmaps",
-                 "feature_removal", "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
+    # group_methods: one heatmaps job and one feature-removal job per (task, seed), every method in it
+    jobs = planned_jobs(res.stdout)
+    assert jobs["heatmaps_glioma"] == jobs["heatmaps_knee"] == jobs["heatmaps_synthetic"] == 5
+    assert jobs["feature_removal_glioma"] == jobs["feature_removal_knee"] == 5
+    assert "heatmaps" not in jobs and "feature_removal" not in jobs
+    for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary",
+                 "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
                  "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_summary", "plausibility",
                  "informativeness", "fig5_right_wrong", "method_statistics", "tables", "scorecard", "run_info"):
         assert rule in res.stdout
@@ -42,8 +53,6 @@ def test_missing_brats_path_stops(tmp_path):
 def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_master):
     """The full paper DAG resolves through profiles/slurm: 3 tasks x 5 models x their methods, expensive methods
     sharded, the synthetic task's GAN trained on the configured BraTS folder."""
-    import re
-
     wd = workdir(tmp_path)
     paths = overlay(wd, "paths.yaml", {"data": {
         "glioma": {"brats_dir": str(brats_master)},
@@ -51,14 +60,14 @@ def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_maste
     res = snakemake(wd, "-n", "--quiet", "rules", "--workflow-profile", "profiles/slurm", "--slurm-no-account",
                     "--configfile", "config/paper.yaml", paths)
     assert res.returncode == 0, res.stderr[-3000:]
-    jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", res.stdout, re.M)}
+    jobs = planned_jobs(res.stdout)
     seeds, glioma, knee, synthetic = 5, 16, 12, 16  # knee: the paper left out GradCAM, GuidedGradCAM, DeepLift,
     sharded = {"ShapleyValueSampling": 8, "Lime": 4, "KernelShap": 4, "Occlusion": 4}  # FeaturePermutation
     assert jobs["train"] == 3 * seeds
     assert jobs["heatmaps_shard"] == 3 * seeds * sum(sharded.values())
     assert jobs["heatmaps"] + jobs["merge_heatmaps"] == seeds * (glioma + knee + synthetic)
     assert jobs["merge_heatmaps"] == 3 * seeds * len(sharded)
-    assert jobs["feature_removal"] == glioma + knee and jobs["modality_shapley"] == 2
+    assert jobs["feature_removal"] == seeds * (glioma + knee) and jobs["modality_shapley"] == 2
     assert jobs["synthetic_gan"] == jobs["synthetic_data"] == jobs["synthetic_groundtruth"] == 1
     assert jobs["plausibility"] == glioma + knee + synthetic  # MRNet with boxes_dir: knee has plausibility too
     assert jobs["informativeness"] == jobs["fig5_right_wrong"] == 3

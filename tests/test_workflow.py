@@ -42,8 +42,9 @@ def test_end_to_end_and_resume(tmp_path):
         timing = pd.read_csv(wd / f"results/{task}/heatmaps/timing.csv")
         assert len(timing) == methods and (timing["seconds_per_case_mean"] > 0).all()
         # G3: curves for every method and model (map + 15 baselines x 11 steps), Shapley over 2^M subsets
-        curves = pd.read_csv(wd / f"results/{task}/truthfulness/removal/Gradient.csv")
-        assert len(curves) == 2 * 16 * 11 and set(curves["seed"]) == {10, 20}
+        for seed in (10, 20):  # one file per (seed, method), written by one job per model (group_methods)
+            curves = pd.read_csv(wd / f"results/{task}/truthfulness/removal/seed{seed}/Gradient.csv")
+            assert len(curves) == 16 * 11 and set(curves["seed"]) == {seed}
         n_mod = {"glioma": 4, "knee": 3}[task]
         phi = pd.read_csv(wd / f"results/{task}/truthfulness/shapley.csv")
         subsets = pd.read_csv(wd / f"results/{task}/truthfulness/shapley_subsets.csv")
@@ -61,7 +62,8 @@ def test_end_to_end_and_resume(tmp_path):
             g = mi[mi["method"] == "GradCAM"]
             assert g["mi_correlation"].isna().all() and g["reason"].str.contains("identical").all()
         assert (wd / f"results/{task}/figures/fig3_perturbation_curves.png").stat().st_size > 10000
-        assert (wd / f"results/benchmarks/feature_removal/{task}_Gradient.tsv").is_file()
+        assert (wd / f"results/benchmarks/feature_removal/{task}_seed10.tsv").is_file()
+        assert (wd / f"results/benchmarks/heatmaps/{task}_seed10.tsv").is_file()
     # the synthetic task: GAN, data in the prepared layout, ground truth, MSFI per method
     check = json.loads((wd / "results/synthetic/gan/check.json").read_text())
     assert check["passed"] and (wd / "results/synthetic/gan/samples.png").stat().st_size > 1000
@@ -118,12 +120,17 @@ def test_end_to_end_and_resume(tmp_path):
         return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", dry.stdout, re.M)
                 if m.group(1) != "total"}
 
-    # one method's parameters: its heatmaps (one per seed) and what is computed from them, for that task only
+    # one method's parameters: with group_methods (the demo) that task's model jobs, i.e. every unsharded method of
+    # the task (5 of 6: FeatureAblation is sharded), and what is computed from them, for that task only
     edit = overlay(wd, "edit.yaml", {"heatmaps": {"params": {"glioma": {"SmoothGrad": {"nt_samples": 3}}}}})
     downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "all": 1}
-    assert planned(edit) == {"heatmaps": 2, "heatmap_timing": 1, "export_heatmaps": 1, "feature_removal": 1,
-                             "truthfulness_summary": 1, "fig3_perturbation_curves": 1, "plausibility": 1,
-                             "informativeness": 1, "fig5_right_wrong": 1, **downstream}
+    assert planned(edit) == {"heatmaps_glioma": 2, "heatmap_timing": 1, "export_heatmaps": 1,
+                             "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
+                             "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, **downstream}
+    # ... and one job per method without it: that method's heatmaps and removal curves only
+    single = overlay(wd, "single.yaml", {"heatmaps": {"group_methods": False},
+                                         "truthfulness": {"group_methods": False}})
+    assert planned(single, "--forcerun", "heatmaps", "--until", "heatmaps") == {"heatmaps": 2 * (5 + 5 + 3)}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
     assert planned(edit) == {"export_heatmaps": 3, "run_info": 1, "all": 1}  # run_info records the config
@@ -136,7 +143,7 @@ def test_end_to_end_and_resume(tmp_path):
     assert planned(edit) == {"scorecard": 1, "run_info": 1, "all": 1}
     # a truthfulness option: the removal curves and their summaries, no heatmaps, no Shapley
     edit = overlay(wd, "edit3.yaml", {"truthfulness": {"removal": {"replacement": {"knee": "zero"}}}})
-    assert planned(edit) == {"feature_removal": 4, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
+    assert planned(edit) == {"feature_removal_knee": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
                              **downstream}
     # one stage on demand
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too

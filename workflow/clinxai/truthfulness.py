@@ -49,42 +49,44 @@ def _check_maps(maps: dict, cases: list[str], path) -> None:
                            "(delete the file) so maps and predictions agree.")
 
 
-def run_feature_removal(task: str, method: str, seeds: list[int], checkpoints: list, predictions: list, maps: list,
-                        data_dir, cfg: dict, post_cfg: dict, names: list[str], out_curves, out_sums,
-                        threads: int = 1, device: str = "auto") -> pd.DataFrame:
-    """Feature-removal curves of one method for every model, and the modality sums of its processed maps."""
+def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, predictions, maps: list, data_dir,
+                        cfg: dict, post_cfg: dict, names: list[str], outputs: list[tuple], threads: int = 1,
+                        device: str = "auto") -> dict[str, pd.DataFrame]:
+    """Feature-removal curves of one model for each method, and the modality sums of its processed maps.
+
+    `maps`: a heatmaps .npz per method; `outputs`: (curves path, sums path) per method. The test set and the model are
+    loaded once; each method's files are written as soon as it is done.
+    """
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
-    curves, sums = [], []
-    for seed, ckpt, pred_path, maps_path in zip(seeds, checkpoints, predictions, maps):
+    cases, labels, inputs = _test_set(task, data_dir, predictions)
+    layout = FlatLayout(inputs[0])
+    flat_inputs = [layout.flatten(x).numpy() for x in inputs]
+    predict = Predictor(load_checkpoint(checkpoint, task=task), layout, dev, fast=cfg["fast"])
+    tables = {}
+    for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
         t0 = time.perf_counter()
-        cases, labels, inputs = _test_set(task, data_dir, pred_path)
         raw = load_maps(maps_path)
         _check_maps(raw, cases, maps_path)
-        layout = FlatLayout(inputs[0])
-        flat_inputs, flat_maps = [], []
+        flat_maps, sums = [], []
         for case, x in zip(cases, inputs):
             parts, status = postprocess(raw[case], modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
             if status == STATUS_NONFINITE:  # nothing is removed for a failed map; it is flagged in the sums table
                 parts = [np.zeros_like(p) for p in parts]
-            flat_inputs.append(layout.flatten(x).numpy())
             flat_maps.append(layout.flatten_map(parts))
             sums.append({"seed": seed, "case": case, "method": method, "status": status,
                          "identical": identical_across_modalities(parts),
                          **{f"mi_{n}": v for n, v in zip(names, modality_sums(parts))}})
-        predict = Predictor(load_checkpoint(ckpt, task=task), layout, dev, fast=cfg["fast"])
         c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed)
-        curves.append(c.assign(task=task, seed=seed, method=method, metric=cfg["metric"],
-                               replacement=cfg["replacement"]))
         s = delta_aupc(c)
         log.info("%s %s seed %d: AUPC(H) %.3f AUPC(Hb) %.3f ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed,
                  s["aupc_map"], s["aupc_baseline"], s["delta_aupc"], len(cases), time.perf_counter() - t0)
-    table = pd.concat(curves, ignore_index=True)
-    lead = ["task", "seed", "method", "metric", "replacement"]
-    table = table[lead + [c for c in table.columns if c not in lead]]
-    save_csv(out_curves, table)
-    save_csv(out_sums, pd.DataFrame(sums))
-    return table
+        table = c.assign(task=task, seed=seed, method=method, metric=cfg["metric"], replacement=cfg["replacement"])
+        lead = ["task", "seed", "method", "metric", "replacement"]
+        tables[method] = table[lead + [col for col in table.columns if col not in lead]]
+        save_csv(out_curves, tables[method])
+        save_csv(out_sums, pd.DataFrame(sums))
+    return tables
 
 
 def run_modality_shapley(task: str, seeds: list[int], checkpoints: list, predictions: list, data_dir, cfg: dict,

@@ -1,5 +1,6 @@
-# Heatmaps: supervoxel masks once per task, one job per (task, seed, method) or per case shard of it,
-# a merge of shards, per-method timing (Table 4) and NIfTI/PNG export of chosen cases.
+# Heatmaps: supervoxel masks once per task, one job per (task, seed, method) or per case shard of it -- or, with
+# heatmaps.group_methods, one job per (task, seed) for all unsharded methods (rule heatmaps_<task>) -- a merge of
+# shards, per-method timing (Table 4) and NIfTI/PNG export of chosen cases.
 
 from clinxai.attribution.postprocess import task_postprocess_cfg
 from clinxai.config import task_methods
@@ -17,6 +18,14 @@ def methods_regex(methods):
 ALL_METHODS = sorted({m for t in TASKS for m in task_methods(config, t)})
 SHARDED = [m for m in ALL_METHODS if n_shards(m) > 1]
 UNSHARDED = [m for m in ALL_METHODS if n_shards(m) == 1]
+# One process per model pays the imports (torch, captum, MONAI: ~5 s) once instead of once per method; the price is
+# that editing one method's parameters reruns every method of that task.
+GROUP_HEATMAPS = config["heatmaps"].get("group_methods", False)
+
+
+def model_methods(task):
+    """The methods one heatmaps_<task> job computes: the task's unsharded ones."""
+    return [m for m in task_methods(config, task) if n_shards(m) == 1]
 
 
 def heatmap_outputs(task, seed, method):
@@ -34,11 +43,12 @@ def heatmap_inputs(wc):
     }
 
 
-def heatmap_cfg(wc):
+def heatmap_cfg(wc, methods=None):
     """Only what one job uses, so editing another method's parameters or the export does not rerun it."""
     hm = config["heatmaps"]
+    methods = methods or [wc.method]
     return {
-        "params": {wc.task: {wc.method: hm["params"].get(wc.task, {}).get(wc.method, {})}},
+        "params": {wc.task: {m: hm["params"].get(wc.task, {}).get(m, {}) for m in methods}},
         "batching": hm["batching"],
         # for the status column (all-zero after post-processing); this task's smoothing only
         "postprocess": task_postprocess_cfg(hm["postprocess"], wc.task),
@@ -80,7 +90,7 @@ rule heatmaps:
     output:
         **heatmap_outputs("{task}", "{seed}", "{method}"),
     wildcard_constraints:
-        method=methods_regex(UNSHARDED),
+        method=methods_regex([] if GROUP_HEATMAPS else UNSHARDED),
     params:
         **HEATMAP_PARAMS,
         shard=0,
@@ -98,6 +108,38 @@ rule heatmaps:
         "../../envs/torch.yaml"
     script:
         "../scripts/heatmaps.py"
+
+
+for _task in TASKS if GROUP_HEATMAPS else []:
+    if not model_methods(_task):
+        continue
+
+    rule:
+        name:
+            f"heatmaps_{_task}"
+        input:
+            unpack(heatmap_inputs),
+        output:
+            **{f"{k}_{m}": p for m in model_methods(_task) for k, p in heatmap_outputs("{task}", "{seed}", m).items()},
+        wildcard_constraints:
+            task=_task,
+        params:
+            cfg=lambda wc: heatmap_cfg(wc, model_methods(wc.task)),
+            methods=model_methods(_task),
+            device=config["training"]["device"],
+        log:
+            f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}.tsv"
+        threads: res("heatmaps", "threads")
+        resources:
+            mem_mb=lambda wc, attempt: res("heatmaps", "mem_mb") * attempt,
+            runtime=res("heatmaps", "runtime"),
+            gpu=res("heatmaps", "gpu"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../scripts/heatmaps_model.py"
 
 
 rule heatmaps_shard:

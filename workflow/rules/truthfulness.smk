@@ -1,21 +1,27 @@
-# G3 truthfulness (SPEC §4): feature-removal curves per (task, method) over all models, modality Shapley values
-# per task, then ΔAUPC and MI correlation tables and Fig. 3.
+# G3 truthfulness (SPEC §4): feature-removal curves per (task, seed, method), modality Shapley values per task,
+# then ΔAUPC and MI correlation tables and Fig. 3.
 #
-# One feature_removal job covers one method on every model: editing a method's parameters reruns its heatmaps on
-# every model anyway, and one process per method (not per method and model) saves the start-up of ~100 jobs.
+# One feature_removal job covers one method on one model -- or, with truthfulness.group_methods, every method on one
+# model (rule feature_removal_<task>): one process per model pays the imports, the model and the test set once.
 
 from clinxai.truthfulness import removal_cfg
+
+GROUP_REMOVAL = config["truthfulness"].get("group_methods", False)
 
 
 def truth_dir(task):
     return f"{RESULTS}/{task}/truthfulness"
 
 
-def removal_outputs(task, method):
+def removal_outputs(task, seed, method):
     return {
-        "curves": f"{truth_dir(task)}/removal/{method}.csv",
-        "sums": f"{truth_dir(task)}/modality_sums/{method}.csv",
+        "curves": f"{truth_dir(task)}/removal/seed{seed}/{method}.csv",
+        "sums": f"{truth_dir(task)}/modality_sums/seed{seed}/{method}.csv",
     }
+
+
+def all_removal_outputs(task, key):
+    return [removal_outputs(task, s, m)[key] for s in SEEDS for m in task_methods(config, task)]
 
 
 def shapley_outputs(task):
@@ -34,27 +40,38 @@ def models_of(task, key):
     return [model_outputs(task, s)[key] for s in SEEDS]
 
 
+def removal_inputs(wc, methods):
+    return {
+        "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
+        "predictions": model_outputs(wc.task, wc.seed)["predictions"],
+        "meta": prepared(wc.task)["meta"],
+        "arrays": prepared(wc.task)["arrays"],
+        **{f"maps_{m}": heatmap_outputs(wc.task, wc.seed, m)["maps"] for m in methods},
+    }
+
+
+REMOVAL_PARAMS = dict(
+    cfg=lambda wc: removal_cfg(config["truthfulness"], wc.task),
+    postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
+    device=config["training"]["device"],
+)
+
+
 rule feature_removal:
     input:
-        checkpoints=lambda wc: models_of(wc.task, "checkpoint"),
-        predictions=lambda wc: models_of(wc.task, "predictions"),
-        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in SEEDS],
-        meta=lambda wc: prepared(wc.task)["meta"],
-        arrays=lambda wc: prepared(wc.task)["arrays"],
+        unpack(lambda wc: removal_inputs(wc, [wc.method])),
     output:
-        **removal_outputs("{task}", "{method}"),
+        **removal_outputs("{task}", "{seed}", "{method}"),
     wildcard_constraints:
-        task="glioma|knee",
-        method=methods_regex(ALL_METHODS),
+        task="|".join(REMOVAL_TASKS) or "(?!x)x",
+        method=methods_regex([] if GROUP_REMOVAL else ALL_METHODS),
     params:
-        seeds=SEEDS,
-        cfg=lambda wc: removal_cfg(config["truthfulness"], wc.task),
-        postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
-        device=config["training"]["device"],
+        **REMOVAL_PARAMS,
+        methods=lambda wc: [wc.method],
     log:
-        f"{RESULTS}/logs/feature_removal/{{task}}_{{method}}.log",
+        f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}_{{method}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/feature_removal/{{task}}_{{method}}.tsv"
+        f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}_{{method}}.tsv"
     threads: res("feature_removal", "threads")
     resources:
         mem_mb=lambda wc, attempt: res("feature_removal", "mem_mb") * attempt,
@@ -64,6 +81,35 @@ rule feature_removal:
         "../../envs/torch.yaml"
     script:
         "../scripts/feature_removal.py"
+
+
+for _task in REMOVAL_TASKS if GROUP_REMOVAL else []:
+
+    rule:
+        name:
+            f"feature_removal_{_task}"
+        input:
+            unpack(lambda wc: removal_inputs(wc, task_methods(config, wc.task))),
+        output:
+            **{f"{k}_{m}": p for m in task_methods(config, _task) for k, p in removal_outputs("{task}", "{seed}", m).items()},
+        wildcard_constraints:
+            task=_task,
+        params:
+            **REMOVAL_PARAMS,
+            methods=task_methods(config, _task),
+        log:
+            f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}.tsv"
+        threads: res("feature_removal", "threads")
+        resources:
+            mem_mb=lambda wc, attempt: res("feature_removal", "mem_mb") * attempt,
+            runtime=res("feature_removal", "runtime"),
+            gpu=res("feature_removal", "gpu"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../scripts/feature_removal.py"
 
 
 rule modality_shapley:
@@ -97,8 +143,8 @@ rule modality_shapley:
 
 rule truthfulness_summary:
     input:
-        curves=lambda wc: [removal_outputs(wc.task, m)["curves"] for m in task_methods(config, wc.task)],
-        sums=lambda wc: [removal_outputs(wc.task, m)["sums"] for m in task_methods(config, wc.task)],
+        curves=lambda wc: all_removal_outputs(wc.task, "curves"),
+        sums=lambda wc: all_removal_outputs(wc.task, "sums"),
         phi=lambda wc: shapley_outputs(wc.task)["phi"],
         meta=lambda wc: prepared(wc.task)["meta"],
     wildcard_constraints:
@@ -118,7 +164,7 @@ rule truthfulness_summary:
 
 rule fig3_perturbation_curves:
     input:
-        curves=lambda wc: [removal_outputs(wc.task, m)["curves"] for m in task_methods(config, wc.task)],
+        curves=lambda wc: all_removal_outputs(wc.task, "curves"),
         delta_aupc=lambda wc: truthfulness_outputs(wc.task)["delta_aupc"],
     wildcard_constraints:
         task="glioma|knee",

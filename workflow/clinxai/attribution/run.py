@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -64,23 +65,45 @@ def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, dat
                  out_maps, out_table, shard: int = 0, n_shards: int = 1, threads: int = 1,
                  device: str = "auto") -> pd.DataFrame:
     """Explain the predicted class of every test case in the shard with one method."""
+    return run_heatmaps_model(task, seed, [method], checkpoint, predictions, data_dir, masks_path, cfg,
+                              [(out_maps, out_table)], shard, n_shards, threads, device)[method]
+
+
+def run_heatmaps_model(task: str, seed: int, methods: list[str], checkpoint, predictions, data_dir, masks_path,
+                       cfg: dict, outputs: list[tuple], shard: int = 0, n_shards: int = 1, threads: int = 1,
+                       device: str = "auto") -> dict[str, pd.DataFrame]:
+    """Several methods on (a shard of) one model's test cases: the imports, model and inputs are loaded once.
+
+    `outputs`: (maps path, table path) per method. Each method's files are written as soon as it is done.
+    """
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
-    if method not in METHODS:
-        raise ClinxaiError(f"unknown heatmap method {method!r}; known: {', '.join(METHODS)}")
-    m = METHODS[method]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ClinxaiError(f"unknown heatmap method(s) {', '.join(map(repr, unknown))}; known: {', '.join(METHODS)}")
     pred = pd.read_csv(predictions, dtype={"case": str})
     cases = shard_cases(list(pred["case"]), shard, n_shards)
     pred = pred.set_index("case").loc[cases]
     model = load_checkpoint(checkpoint, task=task)
     inputs = load_inputs(task, data_dir, cases)
-    masks = None
-    if m.feature_mask:
-        masks = [load_masks(masks_path, c, m.feature_mask, task) for c in cases]
+    masks: dict[str, list] = {}  # per supervoxel kind, loaded on first use
+    tables = {}
+    for method, (out_maps, out_table) in zip(methods, outputs):
+        kind = METHODS[method].feature_mask
+        if kind and kind not in masks:
+            masks[kind] = [load_masks(masks_path, c, kind, task) for c in cases]
+        log.info("%s seed %d %s: %d cases (shard %d/%d) on %s, %d threads", task, seed, method, len(cases),
+                 shard + 1, n_shards, dev, torch.get_num_threads())
+        # a fresh copy per method: no hook or in-place setting of one method can reach the next
+        tables[method] = _explain_and_save(task, seed, method, copy.deepcopy(model), pred, cases, inputs,
+                                           masks.get(kind), cfg, dev, out_maps, out_table)
+    return tables
+
+
+def _explain_and_save(task, seed, method, model, pred, cases, inputs, masks, cfg, dev, out_maps, out_table):
+    m = METHODS[method]
     overrides = (cfg.get("params") or {}).get(task, {}).get(method)
     batching = cfg["batching"]
-    log.info("%s seed %d %s: %d cases (shard %d/%d) on %s, %d threads", task, seed, method, len(cases), shard + 1,
-             n_shards, dev, torch.get_num_threads())
     maps, seconds = explain(model, task, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
                             overrides, batching, dev)
     post_cfg = task_postprocess_cfg(cfg["postprocess"], task)
@@ -102,7 +125,7 @@ def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, dat
     save_maps(out_maps, dict(zip(cases, maps)))
     table = pd.DataFrame(rows)
     save_csv(out_table, table)
-    log.info("done: %.3f s per case on average; map status counts %s", table["seconds"].mean(),
+    log.info("%s done: %.3f s per case on average; map status counts %s", method, table["seconds"].mean(),
              table["status"].value_counts().to_dict())
     return table
 
