@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from . import ClinxaiError
 from .attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
-from .attribution.run import KNEE_VIEWS, load_maps
+from .attribution.maps import KNEE_VIEWS, load_maps
 from .io import save_csv
 from .metrics.plausibility import fp, msfi, msfi_global, normalise_phi
 

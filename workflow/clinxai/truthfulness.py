@@ -11,7 +11,8 @@ import torch
 
 from . import ClinxaiError
 from .attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
-from .attribution.run import KNEE_VIEWS, load_inputs, load_maps, modality_shapes
+from .attribution.maps import load_maps, modality_names  # noqa: F401 - modality_names re-exported
+from .attribution.run import load_inputs, modality_shapes
 from .inference import FlatLayout, Predictor, resolve_device
 from .io import save_csv
 from .metrics.modality import identical_across_modalities, mi_correlation, modality_sums, shapley_values
@@ -20,10 +21,6 @@ from .metrics.removal import delta_aupc, removal_curves
 from .models import load_checkpoint
 
 log = logging.getLogger("clinxai.truthfulness")
-
-
-def modality_names(task: str, meta: dict) -> list[str]:
-    return list(KNEE_VIEWS) if task == "knee" else list(meta["channels"])
 
 
 def removal_cfg(truth_cfg: dict, task: str) -> dict:

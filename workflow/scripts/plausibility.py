@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 from clinxai.logs import job_log
 from clinxai.plausibility import run_plausibility
-from clinxai.truthfulness import modality_names
+from clinxai.attribution.maps import modality_names
 
 with job_log(snakemake.log[0]):
     sm = snakemake

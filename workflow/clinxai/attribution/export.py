@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..io import atomic_dir
 from .postprocess import is_layer_map, postprocess, task_postprocess_cfg
-from .run import KNEE_VIEWS, load_maps
+from .maps import KNEE_VIEWS, load_maps
 
 # The knee views carry no geometry in MRNet's .npy files; they are written with an identity affine.
 KNEE_AFFINE = np.eye(4)

@@ -12,15 +12,15 @@ import torch
 
 from .. import ClinxaiError
 from ..inference import resolve_device
-from ..io import atomic_path, save_csv
+from ..io import save_csv
 from ..models import load_checkpoint
 from .explain import explain
+from .maps import KNEE_VIEWS, load_maps, save_maps  # noqa: F401 - load_maps re-exported
 from .postprocess import STATUS_OK, is_layer_map, map_status, postprocess, task_postprocess_cfg
 from .registry import METHODS
 from .supervoxels import load_masks
 
 log = logging.getLogger("clinxai.heatmaps")
-KNEE_VIEWS = ("axial", "coronal", "sagittal")
 
 
 def load_inputs(task: str, data_dir, cases) -> list[tuple[torch.Tensor, ...]]:
@@ -43,22 +43,6 @@ def modality_shapes(x: tuple[torch.Tensor, ...]) -> list[tuple[int, ...]]:
 def shard_cases(cases: list[str], shard: int, n_shards: int) -> list[str]:
     """Contiguous, near-equal shards (contiguous keeps FeaturePermutation's case batches together)."""
     return [str(c) for c in np.array_split(np.asarray(cases, dtype=object), n_shards)[shard]]
-
-
-def save_maps(path, maps: dict[str, list[np.ndarray]]) -> None:
-    flat = {f"{case}__{i}": p.astype(np.float32) for case, parts in maps.items() for i, p in enumerate(parts)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **flat)
-
-
-def load_maps(path) -> dict[str, list[np.ndarray]]:
-    """{case: [per-modality raw map]} from a heatmaps .npz."""
-    out: dict[str, dict[int, np.ndarray]] = {}
-    with np.load(path) as npz:
-        for key in npz.files:
-            case, i = key.rsplit("__", 1)
-            out.setdefault(case, {})[int(i)] = npz[key]
-    return {c: [parts[i] for i in sorted(parts)] for c, parts in out.items()}
 
 
 def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, data_dir, masks_path, cfg: dict,

@@ -54,13 +54,34 @@ def case_rng(seed: int, case: str, draw: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(case).encode()), int(draw)])
 
 
+class _PermutationCache:
+    """Random permutations per (model seed, case, draw, size), kept up to a memory budget: a job that runs every
+    method on one model draws each case's permutations once instead of once per method."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes, self.items, self.nbytes = max_bytes, {}, 0
+
+    def get(self, seed: int, case: str, draw: int, size: int) -> np.ndarray:
+        key = (int(seed), str(case), int(draw), int(size))
+        perm = self.items.get(key)
+        if perm is None:
+            perm = case_rng(seed, case, draw).permutation(size).astype(np.int32 if size < 2**31 else np.int64)
+            if self.nbytes + perm.nbytes <= self.max_bytes:  # beyond the budget: drawn again when needed
+                self.items[key] = perm
+                self.nbytes += perm.nbytes
+        return perm
+
+
+PERMUTATIONS = _PermutationCache()
+
+
 def baseline_steps(step: np.ndarray, n_baselines: int, seed: int, case: str) -> np.ndarray:
     """Removal steps of the random baselines: each is the map's steps at randomly permuted positions.
 
     Permuting the map's values and recomputing the thresholds gives exactly this (the thresholds depend only on the
     multiset of values), so every baseline removes the same number of voxels as the map at every step.
     """
-    return np.stack([step[case_rng(seed, case, b + 1).permutation(step.size)] for b in range(n_baselines)])
+    return np.stack([step[PERMUTATIONS.get(seed, case, b + 1, step.size)] for b in range(n_baselines)])
 
 
 def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, seed: int, case: str,
