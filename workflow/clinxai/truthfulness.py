@@ -60,7 +60,7 @@ def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, pr
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task), layout, dev, fast=cfg["fast"])
-    tables = {}
+    tables, unperturbed = {}, {}  # the unchanged inputs' predictions: one forward pass per case, not per method
     for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
         t0 = time.perf_counter()
         raw = load_maps(maps_path)
@@ -74,7 +74,7 @@ def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, pr
             sums.append({"seed": seed, "case": case, "method": method, "status": status,
                          "identical": identical_across_modalities(parts),
                          **{f"mi_{n}": v for n, v in zip(names, modality_sums(parts))}})
-        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed)
+        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed, unperturbed)
         s = delta_aupc(c)
         log.info("%s %s seed %d: AUPC(H) %.3f AUPC(Hb) %.3f ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed,
                  s["aupc_map"], s["aupc_baseline"], s["delta_aupc"], len(cases), time.perf_counter() - t0)

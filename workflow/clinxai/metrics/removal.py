@@ -124,11 +124,13 @@ def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.nda
 
 
 def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
-                   labels: np.ndarray, cfg: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   labels: np.ndarray, cfg: dict, seed: int,
+                   unperturbed: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Perturbation curves of one map per case and of its random baselines, over the whole test set.
 
     `predict(flat B x N tensor) -> (prob1, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps, baselines,
-    replacement, metric, batch_size, neighbourhood_size, low_quantile.
+    replacement, metric, batch_size, neighbourhood_size, low_quantile. `unperturbed`: {case: (prob1, pred)} of the
+    unchanged inputs, shared by the calls for several methods on one model (filled here when a case is missing).
     Returns (curves: one row per curve and step; removed: voxels removed per case, curve and step).
     """
     qs = removal_fractions(cfg["n_steps"])
@@ -136,10 +138,14 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
     prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
     pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
     removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
+    unperturbed = {} if unperturbed is None else unperturbed
     # (curve, step) items of a case; (0, 0) is the unperturbed input (no voxel has step <= 0), shared by all curves
-    items = [(0, 0)] + [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
+    perturbed = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
     bs = cfg["batch_size"]
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
+        items = perturbed if case in unperturbed else [(0, 0)] + perturbed
+        if case in unperturbed:
+            prob1[:, 0, c], pred[:, 0, c] = unperturbed[case]
         step = removal_steps(flat_map, qs)
         steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
         for j in range(n_steps):
@@ -153,10 +159,11 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
             chunk = items[start:start + bs]
             r = torch.tensor([i[0] for i in chunk])
             j = torch.tensor([i[1] for i in chunk], dtype=torch.int16)
-            p1, pr = predict(torch.where(st[r] <= j[:, None], rt, xt))
+            p1, pr = predict(torch.where(st.index_select(0, r) <= j[:, None], rt, xt))
             for (ri, ji), a, b in zip(chunk, p1, pr):
                 if ji == 0:
                     prob1[:, 0, c], pred[:, 0, c] = a, b
+                    unperturbed[case] = (a, b)
                 else:
                     prob1[ri, ji, c], pred[ri, ji, c] = a, b
     if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
