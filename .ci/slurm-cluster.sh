@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node SLURM cluster for CI and for trying profiles/slurm on one machine (Debian/Ubuntu, root).
 #   .ci/slurm-cluster.sh start   install slurmctld/slurmd/munge from Debian packages if missing, write a config
-#                                with one fake GPU (gres gpu:fake:1), start the daemons, wait until the node is idle
+#                                with one fake GPU per CPU (gres gpu:fake:<nproc>), start the daemons, wait until the node is idle
 #   .ci/slurm-cluster.sh stop    stop the daemons by the PIDs recorded at start
 #   .ci/slurm-cluster.sh status  sinfo
 # No systemd or cgroups needed (proctrack/linuxproc, task/none); no accounting database (squeue for job status).
@@ -25,8 +25,9 @@ start() {
     chown munge /run/munge
     [ -f /etc/munge/munge.key ] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null;
                                      chown munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-    local cpus mem
+    local cpus mem gpus
     cpus=$(nproc)
+    gpus=$cpus   # one fake GPU per CPU: GPU jobs (one thread each) run side by side instead of queueing for one
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
     cat > /etc/slurm/slurm.conf <<EOF
 ClusterName=clinxai
@@ -51,10 +52,14 @@ SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem} Gres=gpu:fake:1 State=UNKNOWN
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem} Gres=gpu:fake:${gpus} State=UNKNOWN
 PartitionName=main Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
 EOF
-    echo "NodeName=${HOST} Name=gpu Type=fake File=/dev/null" > /etc/slurm/gres.conf
+    # A GPU gres needs one device file per GPU; character devices like /dev/null (never opened by the jobs)
+    for i in $(seq 0 $((gpus - 1))); do [ -e "$STATE/fakegpu$i" ] || mknod "$STATE/fakegpu$i" c 1 3; done
+    echo "NodeName=${HOST} Name=gpu Type=fake File=$STATE/fakegpu[0-$((gpus - 1))]" > /etc/slurm/gres.conf
+    # A node drained by an earlier start (e.g. another GPU count) would stay drained: start from no saved node state
+    rm -f /var/spool/slurmctld/node_state /var/spool/slurmctld/node_state.old
     pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
     pgrep -x munged > "$STATE/munged.pid"
     /usr/sbin/slurmctld
@@ -62,13 +67,13 @@ EOF
     for _ in $(seq 60); do
         state=$(sinfo -h -o %T 2>/dev/null || true)
         if [ "$state" = idle ]; then
-            echo "SLURM up: node $HOST idle, $cpus CPUs, ${mem} MB, 1 fake GPU"
+            echo "SLURM up: node $HOST idle, $cpus CPUs, ${mem} MB, $gpus fake GPUs"
             return 0
         fi
         sleep 1
     done
     echo "SLURM did not come up; see /var/log/slurm/" >&2
-    tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+    tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
     return 1
 }
 

@@ -24,7 +24,7 @@ def overlay(wd: Path, name: str, data: dict) -> str:
     return str(path)
 
 
-def snakemake(wd: Path, *args, timeout=900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def snakemake(wd: Path, *args, timeout=900, env=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=wd, env=env, text=True,
                           capture_output=True, timeout=timeout)

@@ -73,3 +73,13 @@ def test_paper_dag_through_the_slurm_profile(tmp_path, brats_master, mrnet_maste
     assert jobs["informativeness"] == jobs["fig5_right_wrong"] == 3
     assert jobs["method_statistics"] == jobs["tables"] == jobs["scorecard"] == jobs["run_info"] == 1
     assert "phantom_brats" not in jobs  # the GAN reads the real BraTS segmentations
+
+
+def test_parsing_the_workflow_imports_no_torch(tmp_path):
+    # Every snakemake call parses the Snakefile, each SLURM job included: torch there would cost ~3 s a job.
+    res = snakemake(workdir(tmp_path), "-n", "--quiet", "rules", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "clinxai.config" in imported  # the check sees the workflow's own imports
+    heavy = sorted(imported & {"torch", "captum", "monai", "scipy.ndimage", "skimage", "matplotlib"})
+    assert not heavy, f"the rule files import {heavy} at parse time; move what they call into clinxai.config"

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from clinxai import ClinxaiError
-from clinxai.plausibility import case_masks, dilate_axial, dilation_size, run_plausibility
+from clinxai.config import dilation_size
+from clinxai.plausibility import case_masks, dilate_axial, run_plausibility
 from clinxai.tables import all_methods, latex, markdown, scorecard, scorecard_wide, table2, table3, table4
 
 

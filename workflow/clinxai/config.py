@@ -101,3 +101,32 @@ def task_methods(config: dict, task: str) -> list[str]:
     chosen = list(METHODS) if config["heatmaps"]["methods"] == "all" else config["heatmaps"]["methods"]
     excluded = set(config["heatmaps"]["exclude"].get(task, []))
     return [m for m in METHODS if m in chosen and m not in excluded]
+
+
+# Per-task views of config sections. Here, not beside the code that uses them, because the rule files call them
+# while Snakemake parses the workflow: importing torch or scipy there would slow every snakemake call (each SLURM
+# job runs one) by seconds.
+
+
+def removal_cfg(truth_cfg: dict, task: str) -> dict:
+    """The truthfulness config as the removal functions take it for one task."""
+    r = truth_cfg["removal"]
+    return {"n_steps": r["n_steps"], "baselines": r["baselines"], "replacement": r["replacement"][task],
+            "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
+            "metric": truth_cfg["metric"][task], "batch_size": truth_cfg["batch_size"], "fast": truth_cfg["fast"]}
+
+
+def task_postprocess_cfg(post_cfg: dict, task: str) -> dict:
+    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task).
+
+    Idempotent: a config already reduced to one task is returned as it is."""
+    sigma = post_cfg["smooth_sigma"]
+    return {**post_cfg, "smooth_sigma": sigma.get(task) if isinstance(sigma, dict) else sigma}
+
+
+def dilation_size(square: int, reference_size: int, grid_size: int) -> int:
+    """Side of the dilation square on this grid: `square` voxels at an in-plane size of `reference_size` (the
+    reference code: 20 at 128), scaled to `grid_size`; 0 or 1 means no dilation."""
+    if square <= 1:
+        return 0
+    return max(1, int(round(square * grid_size / reference_size)))

@@ -25,13 +25,6 @@ from .metrics.plausibility import fp, msfi, msfi_global, normalise_phi
 log = logging.getLogger("clinxai.plausibility")
 
 
-def dilation_size(square: int, reference_size: int, grid_size: int) -> int:
-    """Side of the dilation square on this grid: `square` voxels at an in-plane size of `reference_size` (the
-    reference code: 20 at 128), scaled to `grid_size`; 0 or 1 means no dilation."""
-    if square <= 1:
-        return 0
-    return max(1, int(round(square * grid_size / reference_size)))
-
 
 def dilate_axial(mask: np.ndarray, size: int) -> np.ndarray:
     """Dilate a 3-D mask (x, y, z; BraTS axial slices are the last axis) slice by slice with a size × size square."""

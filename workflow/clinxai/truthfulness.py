@@ -23,13 +23,6 @@ from .models import load_checkpoint
 log = logging.getLogger("clinxai.truthfulness")
 
 
-def removal_cfg(truth_cfg: dict, task: str) -> dict:
-    """The truthfulness config as the removal functions take it for one task."""
-    r = truth_cfg["removal"]
-    return {"n_steps": r["n_steps"], "baselines": r["baselines"], "replacement": r["replacement"][task],
-            "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
-            "metric": truth_cfg["metric"][task], "batch_size": truth_cfg["batch_size"], "fast": truth_cfg["fast"]}
-
 
 def _test_set(task: str, data_dir, predictions):
     pred = pd.read_csv(predictions, dtype={"case": str})

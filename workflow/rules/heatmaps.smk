@@ -2,8 +2,7 @@
 # heatmaps.group_methods, one job per (task, seed) for all unsharded methods (rule heatmaps_<task>) -- a merge of
 # shards, per-method timing (Table 4) and NIfTI/PNG export of chosen cases.
 
-from clinxai.attribution.postprocess import task_postprocess_cfg
-from clinxai.config import task_methods
+from clinxai.config import task_methods, task_postprocess_cfg
 
 
 def n_shards(method):

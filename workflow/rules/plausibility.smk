@@ -2,7 +2,7 @@
 # informativeness tests per task (Spearman with the predicted probability, right vs wrong) and Fig. 5.
 # The synthetic task's truthfulness score (MSFI against its known features) comes out of the same rule.
 
-from clinxai.plausibility import dilation_size
+from clinxai.config import dilation_size
 
 
 def knee_has_boxes():

@@ -4,7 +4,7 @@
 # One feature_removal job covers one method on one model -- or, with truthfulness.group_methods, every method on one
 # model (rule feature_removal_<task>): one process per model pays the imports, the model and the test set once.
 
-from clinxai.truthfulness import removal_cfg
+from clinxai.config import removal_cfg
 
 GROUP_REMOVAL = config["truthfulness"].get("group_methods", False)
 

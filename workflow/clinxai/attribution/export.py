@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_dir
-from .postprocess import is_layer_map, postprocess, task_postprocess_cfg
+from ..config import task_postprocess_cfg
+from .postprocess import is_layer_map, postprocess
 from .maps import KNEE_VIEWS, load_maps
 
 # The knee views carry no geometry in MRNet's .npy files; they are written with an identity affine.

@@ -61,13 +61,6 @@ def postprocess(parts, input_shapes, cfg: dict, gradcam: bool = False) -> tuple[
     return parts, map_status(parts) if status == STATUS_OK else status
 
 
-def task_postprocess_cfg(post_cfg: dict, task: str) -> dict:
-    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task).
-
-    Idempotent: a config already reduced to one task is returned as it is."""
-    sigma = post_cfg["smooth_sigma"]
-    return {**post_cfg, "smooth_sigma": sigma.get(task) if isinstance(sigma, dict) else sigma}
-
 
 def is_layer_map(method: str) -> bool:
     """True for methods whose raw map is one layer map (GradCAM) to be upsampled to every modality."""
