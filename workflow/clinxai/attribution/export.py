@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_dir
 from ..config import task_postprocess_cfg
+from ..io import atomic_dir
 from .postprocess import is_layer_map, postprocess
 from .maps import KNEE_VIEWS, load_maps
 

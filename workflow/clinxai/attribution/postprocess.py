@@ -61,7 +61,6 @@ def postprocess(parts, input_shapes, cfg: dict, gradcam: bool = False) -> tuple[
     return parts, map_status(parts) if status == STATUS_OK else status
 
 
-
 def is_layer_map(method: str) -> bool:
     """True for methods whose raw map is one layer map (GradCAM) to be upsampled to every modality."""
     from .registry import METHODS

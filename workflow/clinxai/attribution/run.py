@@ -12,11 +12,11 @@ import torch
 
 from .. import ClinxaiError
 from ..inference import resolve_device
+from ..config import task_postprocess_cfg
 from ..io import save_csv
 from ..models import load_checkpoint
 from .explain import explain
 from .maps import KNEE_VIEWS, load_maps, save_maps  # noqa: F401 - load_maps re-exported
-from ..config import task_postprocess_cfg
 from .postprocess import STATUS_OK, is_layer_map, map_status, postprocess
 from .registry import METHODS
 from .supervoxels import load_masks
