@@ -68,7 +68,6 @@ def fig3_perturbation_curves(curves: pd.DataFrame, deltas: pd.DataFrame, task: s
     return pd.DataFrame(drawn)
 
 
-
 def fig5_right_wrong(table: pd.DataFrame, task: str, score: str, path, max_points: int = 400, seed: int = 0) -> None:
     """Fig. 5: per method, violins (quartiles dashed) and a swarm of the plausibility score of right (blue, left)
     and wrong (red, right) predictions, cases pooled over the models. Swarms show at most `max_points` random
@@ -104,7 +103,6 @@ def fig5_right_wrong(table: pd.DataFrame, task: str, score: str, path, max_point
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
-
 
 
 def critical_difference_plots(matrices: dict, alpha: float, path) -> None:

@@ -25,7 +25,6 @@ from .metrics.plausibility import fp, msfi, msfi_global, normalise_phi
 log = logging.getLogger("clinxai.plausibility")
 
 
-
 def dilate_axial(mask: np.ndarray, size: int) -> np.ndarray:
     """Dilate a 3-D mask (x, y, z; BraTS axial slices are the last axis) slice by slice with a size × size square."""
     if size <= 1:

@@ -23,7 +23,6 @@ from .models import load_checkpoint
 log = logging.getLogger("clinxai.truthfulness")
 
 
-
 def _test_set(task: str, data_dir, predictions):
     pred = pd.read_csv(predictions, dtype={"case": str})
     if pred.empty:
