@@ -1,6 +1,11 @@
 # clinxai: evaluate heatmap explanations of multi-modal medical-image classifiers (Clinical XAI Guidelines).
 # Thin entry point: config, validation (rules/common.smk), one rule file per stage, the default target.
 
+from snakemake.utils import min_version
+
+min_version("9.17")  # 9.10-9.16 schedule more threads than --cores (snakemake#3913)
+
+
 configfile: "config/config.yaml"
 
 

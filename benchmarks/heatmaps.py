@@ -17,7 +17,9 @@ import yaml
 
 from clinxai.attribution.explain import explain
 from clinxai.attribution.registry import METHODS
-from clinxai.attribution.run import load_inputs
+from clinxai.data.cases import load_inputs
+from clinxai.inference import as_tensors
+from clinxai.tasks import kind_of, task_setting
 from clinxai.attribution.supervoxels import compute_masks
 from clinxai.config import task_methods
 from clinxai.models import load_checkpoint
@@ -25,7 +27,7 @@ from clinxai.models import load_checkpoint
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="glioma")
+    ap.add_argument("--task", default=None, help="a task of the config (default: its first)")
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
@@ -34,23 +36,25 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(Path(args.config).read_text())
+    args.task = args.task or config["tasks"][0]
+    kind = kind_of(config, args.task)
     hm = config["heatmaps"]
     root = Path("results") / args.task
     pred = pd.read_csv(root / f"models/seed{args.seed}/predictions.csv", dtype={"case": str}).head(args.cases)
     cases = list(pred["case"])
     model = load_checkpoint(root / f"models/seed{args.seed}/model.pt", task=args.task)
-    inputs = load_inputs(args.task, root / "data", cases)
-    masks = compute_masks(args.task, root / "data", cases, hm["supervoxels"][args.task])
+    inputs = [as_tensors(x) for x in load_inputs(kind, root / "data", cases)]
+    masks = compute_masks(kind, root / "data", cases, task_setting(config, "heatmaps.supervoxels", args.task))
     rows = []
     for method in task_methods(config, args.task):
-        kind = METHODS[method].feature_mask
-        ms = [m[kind] for m in masks.values()] if kind else None
+        mask_kind = METHODS[method].feature_mask
+        ms = [m[mask_kind] for m in masks.values()] if mask_kind else None
         over = hm["params"].get(args.task, {}).get(method)
         for mode, batching in (("configured", hm["batching"]),
                                ("one_at_a_time", {**hm["batching"], "batch_size": 1, "perturbations_per_eval": 1,
                                                   "internal_batch_size": 1, "nt_samples_batch_size": 1})):
             t0 = time.perf_counter()
-            explain(model, args.task, method, cases, inputs, list(pred["pred"]), ms, args.seed, over, batching)
+            explain(model, kind, method, cases, inputs, list(pred["pred"]), ms, args.seed, over, batching)
             rows.append({"task": args.task, "method": method, "mode": mode,
                          "seconds_per_case": (time.perf_counter() - t0) / len(cases), "threads": args.threads})
             print(rows[-1], flush=True)

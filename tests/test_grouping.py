@@ -4,10 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-from clinxai.attribution.run import load_maps, run_heatmaps, run_heatmaps_model
+from clinxai.attribution.maps import load_maps
+from clinxai.attribution.run import run_heatmaps
 from clinxai.attribution.supervoxels import image_masks, save_masks
 from clinxai.models import GeneNet3D, save_checkpoint
-from clinxai.truthfulness import run_feature_removal
+from clinxai.evaluation.truthfulness import run_feature_removal
+from clinxai.tasks import KINDS, VOLUME
 
 METHODS = ["Gradient", "SmoothGrad", "KernelShap", "GradCAM"]  # gradient, sampled, perturbation with masks, layer
 CFG = {"params": {"glioma": {"SmoothGrad": {"nt_samples": 3}, "KernelShap": {"n_samples": 16}}},
@@ -26,7 +28,7 @@ def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     arch = {"in_channels": 4, "grid": [8, 8, 8], "widths": [4, 8], "fc": 8}
     model = GeneNet3D(4, (8, 8, 8), widths=(4, 8), fc=8).eval()
-    save_checkpoint(root / "model.pt", model, "glioma", arch)
+    save_checkpoint(root / "model.pt", model, "glioma", "genenet3d", arch)
     rng = np.random.default_rng(0)
     (root / "data" / "arrays").mkdir(parents=True)
     cases, masks = [f"c{i}" for i in range(5)], {}
@@ -35,7 +37,8 @@ def model_dir(tmp_path_factory):
         np.savez(root / "data" / "arrays" / f"{case}.npz", image=image)
         masks[case] = image_masks(image, np.ones((8, 8, 8), bool), {"n_segments": 4, "compactness": 0.1,
                                                                    "sigma": 1, "unified_channel": 0})
-    save_masks(root / "masks.npz", masks, "glioma")
+    save_masks(root / "masks.npz", masks, VOLUME)
+    (root / "data" / "meta.json").write_text('{"channels": ["T1", "T1C", "T2", "FLAIR"], "grid": [8, 8, 8]}')
     pd.DataFrame({"case": cases, "label": [0, 1, 0, 1, 1], "pred": [0, 1, 1, 1, 0]}).to_csv(root / "pred.csv",
                                                                                              index=False)
     return root
@@ -45,13 +48,8 @@ def _heatmaps(root, methods, sub):
     out = root / sub
     out.mkdir()
     paths = [(out / f"{m}.npz", out / f"{m}.csv") for m in methods]
-    args = ("glioma", 10)
-    if len(methods) == 1:
-        run_heatmaps(*args, methods[0], root / "model.pt", root / "pred.csv", root / "data", root / "masks.npz", CFG,
-                     *paths[0])
-    else:
-        run_heatmaps_model(*args, methods, root / "model.pt", root / "pred.csv", root / "data", root / "masks.npz",
-                           CFG, paths)
+    run_heatmaps("glioma", KINDS["glioma"], 10, methods, root / "model.pt", root / "pred.csv", root / "data",
+                 root / "masks.npz", CFG, paths)
     return paths
 
 
@@ -70,11 +68,11 @@ def test_grouped_heatmaps_and_removal_equal_one_job_per_method(model_dir):
     # feature removal: one job over every method's maps == one job per method
     names = ["T1", "T1C", "T2", "FLAIR"]
     outs = [(model_dir / f"curves_{m}.csv", model_dir / f"sums_{m}.csv") for m in METHODS]
-    run_feature_removal("glioma", 10, METHODS, model_dir / "model.pt", model_dir / "pred.csv",
+    run_feature_removal("glioma", KINDS["glioma"], 10, METHODS, model_dir / "model.pt", model_dir / "pred.csv",
                         [p for p, _ in grouped], model_dir / "data", REMOVAL, CFG["postprocess"], names, outs)
     for method, (maps, _), (curves, sums) in zip(METHODS, grouped, outs):
         one = (model_dir / f"one_curves_{method}.csv", model_dir / f"one_sums_{method}.csv")
-        run_feature_removal("glioma", 10, [method], model_dir / "model.pt", model_dir / "pred.csv", [maps],
+        run_feature_removal("glioma", KINDS["glioma"], 10, [method], model_dir / "model.pt", model_dir / "pred.csv", [maps],
                             model_dir / "data", REMOVAL, CFG["postprocess"], names, [one])
         c = pd.read_csv(curves)
         assert len(c) == (1 + REMOVAL["baselines"]) * (REMOVAL["n_steps"] + 1) and set(c["method"]) == {method}

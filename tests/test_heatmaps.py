@@ -9,6 +9,7 @@ from clinxai.attribution.postprocess import normalisation_value, postprocess, up
 from clinxai.attribution.registry import METHODS, method_params
 from clinxai.attribution.supervoxels import image_masks, view_masks
 from clinxai.models import GeneNet3D, KneeNet, build_model
+from clinxai.tasks import KINDS, VIEWS, VOLUME
 
 KNEE_EXCLUDED = {"GradCAM", "GuidedGradCAM", "DeepLift", "FeaturePermutation"}
 # Small sample counts and windows so every method runs in well under a second on these inputs.
@@ -40,7 +41,7 @@ def _glioma_setup(n=4):
 
 def _synthetic_setup(n=4):
     torch.manual_seed(0)
-    model = build_model("synthetic", {"in_channels": 4}).eval()
+    model = build_model("densenet2d", {"in_channels": 4}).eval()
     rng = np.random.default_rng(1)
     images = rng.normal(size=(n, 4, 32, 32)).astype(np.float32)
     masks = [image_masks(im, np.ones((32, 32), bool), SV) for im in images]
@@ -65,7 +66,7 @@ def _run(task, method, model, inputs, masks, seed=10, batching=BATCH, cases=None
     targets = targets or [1, 0, 1, 0][: len(inputs)]
     kind = METHODS[method].feature_mask
     ms = [m[kind] for m in masks] if kind else None
-    return explain(model, task, method, cases, inputs, targets, ms, seed,
+    return explain(model, KINDS[task], method, cases, inputs, targets, ms, seed,
                    FAST[task].get(method), batching)[0]
 
 
@@ -178,8 +179,8 @@ def test_all_zero_and_non_finite_maps_are_flagged_not_dropped():
 
 
 def test_registry_parameters_and_overrides():
-    assert method_params("Occlusion", "knee")["sliding_window_shapes"] == (3, 11, 11)
-    assert method_params("Lime", "glioma", {"n_samples": 7})["n_samples"] == 7
+    assert method_params("Occlusion", VIEWS)["sliding_window_shapes"] == (3, 11, 11)
+    assert method_params("Lime", VOLUME, {"n_samples": 7})["n_samples"] == 7
     assert len(METHODS) == 16
     assert METHODS["KernelShap"].feature_mask == "unified" and not METHODS["KernelShap"].modality_specific
 

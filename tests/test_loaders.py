@@ -119,18 +119,18 @@ def test_exclude_policy_lists_the_bad_case(brats_dir, tmp_path):
     (case / f"{case.name}_flair.nii.gz").unlink()
     cfg = {"root": str(brats_dir), "grid": [16, 16, 8], "on_bad_case": "exclude"}
     out = _outputs(tmp_path)
-    meta = prepare("glioma", cfg, SPLIT, out)
+    meta = prepare("glioma", "brats", cfg, SPLIT, out)
     excluded = pd.read_csv(out["excluded"])
     assert excluded["case"].tolist() == [case.name] and "missing flair" in excluded["problem"][0]
     assert meta["n_cases"] == 5 and case.name not in pd.read_csv(out["split"])["case"].tolist()
     with pytest.raises(CaseError, match=case.name):
-        prepare("glioma", {**cfg, "on_bad_case": "stop"}, SPLIT, _outputs(tmp_path / "again"))
+        prepare("glioma", "brats", {**cfg, "on_bad_case": "stop"}, SPLIT, _outputs(tmp_path / "again"))
     assert not (tmp_path / "again" / "out" / "arrays").exists()  # nothing half-written
 
 
 def test_prepared_glioma_arrays(brats_dir, tmp_path):
     out = _outputs(tmp_path)
-    prepare("glioma", {"root": str(brats_dir), "grid": [16, 16, 8], "on_bad_case": "stop"}, SPLIT, out)
+    prepare("glioma", "brats", {"root": str(brats_dir), "grid": [16, 16, 8], "on_bad_case": "stop"}, SPLIT, out)
     split = pd.read_csv(out["split"])
     arr = np.load(out["arrays"] / f"{split.case[0]}.npz")
     assert arr["image"].shape == (4, 16, 16, 8) and arr["seg"].shape == (16, 16, 8)
@@ -188,7 +188,7 @@ def test_mrnet_label_mismatches(mrnet_dir):
 def test_prepared_knee_arrays(mrnet_dir, tmp_path):
     out = _outputs(tmp_path)
     cfg = {"root": str(mrnet_dir), "boxes_dir": str(mrnet_dir / "boxes"), "grid": [4, 16, 16], "on_bad_case": "stop"}
-    meta = prepare("knee", cfg, SPLIT, out)
+    meta = prepare("knee", "mrnet", cfg, SPLIT, out)
     split = pd.read_csv(out["split"], dtype={"case": str})
     arr = np.load(out["arrays"] / f"{split.case[0]}.npz")
     assert meta["n_cases"] == 10 and arr["axial"].shape == (4, 16, 16) and arr["box_axial"].any()

@@ -8,8 +8,15 @@ import pytest
 
 from clinxai import ClinxaiError
 from clinxai.config import dilation_size
-from clinxai.plausibility import case_masks, dilate_axial, run_plausibility
-from clinxai.tables import all_methods, latex, markdown, scorecard, scorecard_wide, table2, table3, table4
+from clinxai.analysis.scorecard import all_methods, scorecard
+from clinxai.data.cases import clinical_masks, dilate_axial
+from clinxai.evaluation.plausibility import run_plausibility
+from clinxai.report.tables import latex, markdown, scorecard_wide, table2, table3, table4
+from clinxai.tasks import KINDS
+
+TASKS = [{"task": "glioma", "kind": "glioma", "title": "Glioma", "truthfulness": "removal"},
+         {"task": "knee", "kind": "knee", "title": "Knee", "truthfulness": "removal"},
+         {"task": "synthetic", "kind": "synthetic", "title": "Synthetic glioma", "truthfulness": "groundtruth"}]
 
 
 def test_dilation_is_the_reference_square_scaled_to_the_grid():
@@ -30,28 +37,28 @@ def test_case_masks_per_task(tmp_path):
     seg = np.zeros((8, 8, 4), np.uint8)
     seg[2:4, 2:4, 1] = 4
     _write_case(tmp_path, "g1", seg=seg)
-    masks = case_masks("glioma", tmp_path, "g1", ["T1", "T1C", "T2", "FLAIR"])
+    masks = clinical_masks(KINDS["glioma"], tmp_path, "g1", ["T1", "T1C", "T2", "FLAIR"])
     assert len(masks) == 4 and all(m.sum() == 4 for m in masks)
     _write_case(tmp_path, "s1", seg=seg[:, :, 1])
-    masks = case_masks("synthetic", tmp_path, "s1", ["FLAIR", "T1", "T1C", "T2"])
+    masks = clinical_masks(KINDS["synthetic"], tmp_path, "s1", ["FLAIR", "T1", "T1C", "T2"])
     assert [m is None for m in masks] == [True, True, False, True]
 
 
 def test_knee_without_boxes_names_the_key(tmp_path):
     _write_case(tmp_path, "k1", axial=np.zeros((2, 4, 4)))
-    with pytest.raises(ClinxaiError, match="data.knee.boxes_dir"):
-        case_masks("knee", tmp_path, "k1", ["axial", "coronal", "sagittal"])
+    with pytest.raises(ClinxaiError, match="boxes_dir"):
+        clinical_masks(KINDS["knee"], tmp_path, "k1", ["axial", "coronal", "sagittal"])
 
 
 def test_empty_mask_names_the_case(tmp_path):
     _write_case(tmp_path, "g2", seg=np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(ClinxaiError, match="case g2: empty plausibility mask"):
-        case_masks("glioma", tmp_path, "g2", ["T1", "T1C", "T2", "FLAIR"])
+        clinical_masks(KINDS["glioma"], tmp_path, "g2", ["T1", "T1C", "T2", "FLAIR"])
 
 
 def test_run_plausibility_map_fully_inside_the_mask(tmp_path):
     """Glioma case whose map lies inside the tumour on every channel: FP = MSFI = 1; the prediction is joined."""
-    from clinxai.attribution.run import save_maps
+    from clinxai.attribution.maps import save_maps
 
     seg = np.zeros((6, 6, 3), np.uint8)
     seg[1:4, 1:4, :] = 1
@@ -64,14 +71,14 @@ def test_run_plausibility_map_fully_inside_the_mask(tmp_path):
     pd.DataFrame({"seed": 10, "modality": names, "phi": [0.1, 0.4, 0.2, 0.3]}).to_csv(tmp_path / "phi.csv",
                                                                                        index=False)
     post = {"upsample_gradcam": True, "smooth_sigma": None, "normalise": True, "mass": 0.99, "positive_only": True}
-    t = run_plausibility("glioma", "Gradient", [10], [tmp_path / "maps.npz"], [tmp_path / "pred.csv"],
+    t = run_plausibility("glioma", KINDS["glioma"], "Gradient", [10], [tmp_path / "maps.npz"], [tmp_path / "pred.csv"],
                          tmp_path / "phi.csv", tmp_path, names, post, "minmax", 0, tmp_path / "out.csv")
     r = t.iloc[0]
     assert r["fp"] == pytest.approx(1) and r["msfi"] == pytest.approx(1) and r["correct"] and r["prob_pred"] == 0.8
     # a map on the wrong grid is named with its case
     save_maps(tmp_path / "bad.npz", {"c1": [np.ones((5, 5, 3), np.float32)] * 4})
     with pytest.raises(ClinxaiError, match="case c1"):
-        run_plausibility("glioma", "Gradient", [10], [tmp_path / "bad.npz"], [tmp_path / "pred.csv"],
+        run_plausibility("glioma", KINDS["glioma"], "Gradient", [10], [tmp_path / "bad.npz"], [tmp_path / "pred.csv"],
                          tmp_path / "phi.csv", tmp_path, names, post, "minmax", 0, tmp_path / "out2.csv")
 
 
@@ -96,17 +103,17 @@ def _info(task, p=0.001, effect=0.9):
 
 
 def test_tables_show_nan_for_missing_methods_and_tasks():
-    long, wide = table2(_metrics(), "msfi_global")
+    long, wide = table2(_metrics(), TASKS, "msfi_global")
     assert list(wide.index) == all_methods() and len(wide) == 16
     assert wide.loc["Gradient", "ΔAUPC Glioma"] == "∗**0.30 ± 0.01**"
     assert wide.loc["Lime", "MSFI (whole map) Synthetic glioma"] == "NaN"
     assert (wide["ΔAUPC Knee"] == "NaN").all()  # knee did not run
     assert len(long) == 5
-    _, w3 = table3({"glioma": _info("glioma")})
+    _, w3 = table3({"glioma": _info("glioma")}, TASKS)
     assert w3.loc["Gradient", "Stat. sig. Glioma"] == "**" and w3.loc["Lime", "Right pred. Glioma"] == "NaN"
     assert (w3["Spearman ρ Knee"] == "NaN").all()
     long4, w4 = table4({"knee": pd.DataFrame({"method": ["Lime"], "seconds_per_case_mean": [123.4],
-                                              "seconds_per_case_std": [5.0], "n_models": [5]})})
+                                              "seconds_per_case_std": [5.0], "n_models": [5]})}, TASKS)
     assert w4.loc["Lime", "Knee"] == "123 ± 5" and w4.loc["Gradient", "Knee"] == "NaN" and len(long4) == 1
     md, tex = markdown(wide, "cap"), latex(wide, "cap", "tab:x")
     assert md.count("\n| ") == 16 and r"\pm" in tex and r"\textbf{" in tex and "NaN" in tex
@@ -117,7 +124,7 @@ def test_scorecard_rules():
                     "synthetic_metric": "msfi_global"},
              "G4": {"alpha": 0.025, "min_effect": 0.71, "requires_g3": True}, "G5": {"max_seconds": 10}}
     timing = {"glioma": pd.DataFrame({"method": ["Gradient", "Lime"], "seconds_per_case_mean": [0.5, 60.0]})}
-    card = scorecard(_metrics(), {"glioma": _info("glioma")}, timing, rules)
+    card = scorecard(_metrics(), {"glioma": _info("glioma")}, timing, rules, TASKS)
     get = card.set_index(["method", "task", "guideline"])["result"]
     assert get[("Gradient", "glioma", "G3")] == "pass"      # 0.3 >= 0.2 and 0.6 >= 0.5
     assert get[("Lime", "glioma", "G3")] == "fail"
@@ -129,8 +136,8 @@ def test_scorecard_rules():
     buf = io.StringIO()  # every result survives the CSV round trip (pandas reads "n/a" as missing)
     card.to_csv(buf, index=False)
     assert pd.read_csv(io.StringIO(buf.getvalue()))["result"].equals(card["result"])
-    weak = scorecard(_metrics(), {"glioma": _info("glioma", effect=0.6)}, timing, rules)
+    weak = scorecard(_metrics(), {"glioma": _info("glioma", effect=0.6)}, timing, rules, TASKS)
     assert weak.set_index(["method", "task", "guideline"]).loc[("Gradient", "glioma", "G4"), "result"] == "fail"
-    wide = scorecard_wide(card)
+    wide = scorecard_wide(card, TASKS)
     assert wide.loc["Gradient", "G3 Glioma"] == "✓" and wide.loc["Lime", "G4 Glioma"] == "–"
     assert not math.isnan(card.loc[card["guideline"] == "G5", "value"].dropna().iloc[0])

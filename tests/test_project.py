@@ -19,7 +19,10 @@ def schema_keys(node, defs, prefix=""):
 
 
 def test_every_config_key_is_documented():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    from clinxai.config import task_schema
+
+    demo = yaml.safe_load((ROOT / "config/config.yaml").read_text())  # per-task keys spelled out for the demo's tasks
+    schema = task_schema(demo, yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text()))
     doc = (ROOT / "config/README.md").read_text()
     # Keys shared by every task may be documented once as `<prefix>.<task>.<rest>`.
     def per_task(key):

@@ -8,8 +8,8 @@ import pytest
 import scikit_posthocs as sp
 from scipy import stats
 
-from clinxai.ranking import compare_methods, kendall_table
-from clinxai.stats import (critical_difference, friedman_nemenyi, informativeness, kendall_rankings,
+from clinxai.analysis.ranking import compare_methods, kendall_table
+from clinxai.analysis.stats import (critical_difference, friedman_nemenyi, informativeness, kendall_rankings,
                            mann_whitney_greater, median_ci, method_matrix, significance_marker, spearman)
 
 
@@ -134,6 +134,6 @@ def test_compare_methods_and_kendall_table():
     assert set(friedman["task"]) == {"glioma", "knee"} and (friedman["k"] == 3).all()
     a = metrics[(metrics["task"] == "glioma") & (metrics["method"] == "A")].iloc[0]
     assert a["mean"] == pytest.approx(0.5, abs=0.02) and a["top3"] and a["mean_rank"] == 1.0
-    kendall = kendall_table(metrics)
+    kendall = kendall_table(metrics, {t: t for t in metrics["task"]})
     row = kendall.iloc[0]
     assert row["tau_b"] == pytest.approx(1.0) and row["in_paper"]

@@ -7,7 +7,7 @@ from scipy import stats
 from clinxai import ClinxaiError
 from clinxai.data import synthetic as syn
 from clinxai.data import tumour_gan as tg
-from clinxai.metrics.plausibility import fp, msfi, msfi_global, normalise_phi
+from clinxai.metrics.localisation import fp, msfi, msfi_global, normalise_phi
 
 
 def blob(size, rng, irregular=True):
@@ -51,8 +51,8 @@ def synthetic_set(tmp_path_factory, monkeypatch_module):
     out.update({k: out_dir / f"{k}.csv" for k in ("split", "excluded", "cases")}, meta=out_dir / "meta.json")
     cfg = dict(n_cases=24, n_groundtruth=12, size=48, fov_mm=180, tumour_size=[0.25, 0.3], t1c_alignment=1.0,
                flair_alignment=0.7, tumour_only_fraction=0.25, seed=5)
-    meta = syn.make_synthetic("unused.pt", cfg, {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0},
-                              out)
+    split = {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0}
+    meta = syn.make_synthetic("synthetic", "unused.pt", cfg, split, out)
     return out, meta
 
 

@@ -6,6 +6,7 @@ import torch
 from clinxai import ClinxaiError
 from clinxai.data.prepare import prepare
 from clinxai.models import GeneNet3D, KneeNet, load_checkpoint
+from clinxai.tasks import KINDS
 from clinxai.training import train_model
 
 TRAIN = dict(lr=5e-4, weight_decay=5e-4, amsgrad=True, batch_size=4, step_size=50, gamma=0.1, max_epochs=2,
@@ -19,13 +20,13 @@ def glioma_data(brats_master, tmp_path_factory):
     root = tmp_path_factory.mktemp("prep")
     out = {k: root / v for k, v in dict(split="split.csv", excluded="excluded.csv", meta="meta.json",
                                         arrays="arrays").items()}
-    prepare("glioma", {"root": str(brats_master), "grid": [16, 16, 8], "on_bad_case": "stop"}, SPLIT, out)
+    prepare("glioma", "brats", {"root": str(brats_master), "grid": [16, 16, 8], "on_bad_case": "stop"}, SPLIT, out)
     return root
 
 
 def run(data, tmp_path, seed, name):
     out = {k: tmp_path / name / k for k in ("checkpoint", "history", "predictions", "metrics")}
-    train_model("glioma", seed, data, CFG, out)
+    train_model("glioma", KINDS["glioma"], seed, data, CFG, out)
     return out
 
 
@@ -78,7 +79,7 @@ def knee_data(mrnet_master, tmp_path_factory):
     root = tmp_path_factory.mktemp("prep_knee")
     out = {k: root / v for k, v in dict(split="split.csv", excluded="excluded.csv", meta="meta.json",
                                         arrays="arrays").items()}
-    prepare("knee", {"root": str(mrnet_master), "boxes_dir": str(mrnet_master / "boxes"), "grid": [4, 16, 16],
+    prepare("knee", "mrnet", {"root": str(mrnet_master), "boxes_dir": str(mrnet_master / "boxes"), "grid": [4, 16, 16],
                      "on_bad_case": "stop"}, SPLIT, out)
     return root
 
@@ -88,7 +89,7 @@ def test_knee_training_is_reproducible(knee_data, tmp_path):
     outs = []
     for name in ("a", "b"):
         out = {k: tmp_path / name / k for k in ("checkpoint", "history", "predictions", "metrics")}
-        metrics = train_model("knee", 10, knee_data, cfg, out)
+        metrics = train_model("knee", KINDS["knee"], 10, knee_data, cfg, out)
         outs.append(out)
     assert metrics["test"]["n"] == len(pd.read_csv(outs[0]["predictions"]))
     assert pd.read_csv(outs[0]["predictions"]).equals(pd.read_csv(outs[1]["predictions"]))
@@ -99,18 +100,18 @@ def test_pretrained_weights_are_loaded_and_foreign_ones_refused(glioma_data, tmp
     first = run(glioma_data, tmp_path, 10, "first")
     cfg = {"model": {**CFG["model"], "pretrained": str(first["checkpoint"])}, "train": {**TRAIN, "max_epochs": 1}}
     out = {k: tmp_path / "second" / k for k in ("checkpoint", "history", "predictions", "metrics")}
-    train_model("glioma", 20, glioma_data, cfg, out)
+    train_model("glioma", KINDS["glioma"], 20, glioma_data, cfg, out)
     foreign = tmp_path / "foreign.pt"
     torch.save({"conv.weight": torch.zeros(3)}, foreign)
     cfg["model"]["pretrained"] = str(foreign)
     with pytest.raises(ClinxaiError, match="pretrained .* no tensor matches"):
-        train_model("glioma", 20, glioma_data, cfg, out)
+        train_model("glioma", KINDS["glioma"], 20, glioma_data, cfg, out)
 
 
 def test_summary_has_mean_and_std_over_seeds(tmp_path):
     import json
 
-    from clinxai.training import summarise_models
+    from clinxai.analysis.summaries import summarise_models
 
     paths = []
     for seed, acc in ((10, 0.8), (20, 0.9)):

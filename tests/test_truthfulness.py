@@ -7,8 +7,9 @@ from scipy.stats import kendalltau
 from torch import nn
 
 from clinxai.inference import FlatLayout, Predictor
-from clinxai.metrics.modality import all_subsets, mi_correlation, modality_sums, shapley_values, subset_performance
-from clinxai.metrics.removal import (NEVER, baseline_steps, delta_aupc, removal_curves, removal_fractions,
+from clinxai.evaluation.perturbation import removal_curves, subset_performance
+from clinxai.metrics.modality import all_subsets, mi_correlation, modality_sums, shapley_values
+from clinxai.metrics.removal import (NEVER, baseline_steps, delta_aupc, removal_fractions,
                                      removal_steps, replacement_values)
 from clinxai.models import GeneNet3D, KneeNet
 

@@ -8,14 +8,9 @@ import jsonschema
 import yaml
 
 from . import ClinxaiError
+from .tasks import KINDS, RENAMED_KEYS, kind_of, source_task, task_setting
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-
-# Where each task's data folder lives in the config, and what it must contain.
-DATA_PATH_KEYS = {
-    ("glioma", "brats"): ("brats_dir", "name_mapping.csv"),
-    ("knee", "mrnet"): ("mrnet_dir", "train-meniscus.csv"),
-}
 
 
 class ConfigError(ClinxaiError):
@@ -48,36 +43,95 @@ def _expected(schema: dict) -> str:
     return ""
 
 
+def task_schema(config: dict, schema: dict) -> dict:
+    """The schema with its per-task parts spelled out for this config's task names: `x-per-task` (the same value
+    schema for every task) and `x-per-kind` (the schema of each task's kind) become `properties`, so an unknown
+    task name under a per-task key is reported like any unknown key."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    names = list(data)
+    kinds = {}
+    for t in names:
+        kind = data[t].get("kind", t) if isinstance(data[t], dict) else t
+        if kind not in KINDS:
+            raise ConfigError(f"config key data.{t}.kind = {kind!r}: unknown kind of task; known: {', '.join(KINDS)} "
+                              f"(a task not named after a kind must set data.{t}.kind).")
+        kinds[t] = kind
+
+    def expand(node):
+        if isinstance(node, dict):
+            node = {k: expand(v) for k, v in node.items()}
+            if "x-per-task" in node:
+                node.setdefault("properties", {}).update({t: node["x-per-task"] for t in names})
+                node["additionalProperties"] = False
+            if "x-per-kind" in node:
+                node.setdefault("properties", {}).update({t: node["x-per-kind"][kinds[t]] for t in names})
+                node["additionalProperties"] = False
+            return {k: v for k, v in node.items() if not str(k).startswith("x-per-")}
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        return node
+
+    return expand(schema)
+
+
 def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) -> None:
     """Raise ConfigError listing every schema violation, then check configured data folders exist."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    _rename_old_keys(config)
+    schema = task_schema(config, yaml.safe_load(Path(schema_path).read_text()))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = "\n  - ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid configuration:\n  - {lines}\nSee config/README.md for every key.")
-    for key, fr in (("split.fractions", config["split"]["fractions"]),
-                    ("data.synthetic.split_fractions", config["data"]["synthetic"].get("split_fractions"))):
+    missing = [t for t in config["tasks"] if t not in config["data"]]
+    if missing:
+        raise ConfigError(f"config key tasks lists {', '.join(missing)} without an entry under data: add "
+                          f"data.{missing[0]} (its kind and settings) or remove it from tasks.")
+    fractions = [("split.fractions", config["split"]["fractions"])]
+    fractions += [(f"data.{t}.split_fractions", d.get("split_fractions")) for t, d in config["data"].items()]
+    for key, fr in fractions:
         if fr is not None and abs(sum(fr.values()) - 1.0) > 1e-6:
             raise ConfigError(f"config key {key} = {fr}: the fractions must sum to 1.")
     _check_methods(config)
+    try:
+        needs = []
+        for task in config["tasks"]:
+            needs.append(task)
+            if kind_of(config, task).reads_kind:  # the synthetic GAN reads a glioma task's BraTS folder
+                needs.append(source_task(config, task))
+    except ClinxaiError as err:
+        raise ConfigError(str(err)) from err
     if check_paths:
-        # The synthetic task's tumour GAN reads data.glioma's BraTS folder, so that folder must exist for it too.
-        needs = {"glioma" if t == "synthetic" else t for t in config["tasks"]}
-        for task in sorted(needs):
-            cfg = config["data"][task]
-            key_file = DATA_PATH_KEYS.get((task, cfg["source"]))
-            if key_file is None:
-                continue
-            key, marker = key_file
-            root = Path(cfg[key])
-            if not (root / marker).is_file():
-                raise ConfigError(f"config key data.{task}.{key} = {cfg[key]!r}: {root / marker} not found. "
-                                  f"Point it at the folder that holds {marker}.")
-            boxes = cfg.get("boxes_dir")
-            if task == "knee" and boxes and not Path(boxes).is_dir():
-                raise ConfigError(f"config key data.knee.boxes_dir = {boxes!r}: folder not found "
-                                  "(set it to null to run without menisci boxes).")
+        for task in dict.fromkeys(needs):
+            _check_data_paths(config, task)
+
+
+def _rename_old_keys(config: dict) -> None:
+    """Keys renamed since earlier versions, accepted under their old name (configs of finished runs keep working)."""
+    for old, new in RENAMED_KEYS.items():
+        *parents, old_leaf = old.split(".")
+        node = config
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        new_leaf = new.rsplit(".", 1)[1]
+        if isinstance(node, dict) and old_leaf in node and new_leaf not in node:
+            node[new_leaf] = node.pop(old_leaf)
+
+
+def _check_data_paths(config: dict, task: str) -> None:
+    cfg = config["data"][task]
+    key_file = kind_of(config, task).sources.get(cfg.get("source"))
+    if key_file is None:
+        return
+    key, marker = key_file
+    root = Path(cfg[key])
+    if not (root / marker).is_file():
+        raise ConfigError(f"config key data.{task}.{key} = {cfg[key]!r}: {root / marker} not found. "
+                          f"Point it at the folder that holds {marker}.")
+    boxes = cfg.get("boxes_dir")
+    if boxes and not Path(boxes).is_dir():
+        raise ConfigError(f"config key data.{task}.boxes_dir = {boxes!r}: folder not found "
+                          "(set it to null to run without menisci boxes).")
 
 
 def _check_methods(config: dict) -> None:
@@ -99,7 +153,7 @@ def task_methods(config: dict, task: str) -> list[str]:
     from .attribution.registry import METHODS
 
     chosen = list(METHODS) if config["heatmaps"]["methods"] == "all" else config["heatmaps"]["methods"]
-    excluded = set(config["heatmaps"]["exclude"].get(task, []))
+    excluded = set(task_setting(config, "heatmaps.exclude", task))
     return [m for m in METHODS if m in chosen and m not in excluded]
 
 
@@ -108,20 +162,31 @@ def task_methods(config: dict, task: str) -> list[str]:
 # job runs one) by seconds.
 
 
-def removal_cfg(truth_cfg: dict, task: str) -> dict:
+def removal_cfg(config: dict, task: str) -> dict:
     """The truthfulness config as the removal functions take it for one task."""
-    r = truth_cfg["removal"]
-    return {"n_steps": r["n_steps"], "baselines": r["baselines"], "replacement": r["replacement"][task],
+    truth = config["truthfulness"]
+    r = truth["removal"]
+    return {"n_steps": r["n_steps"], "baselines": r["baselines"],
+            "replacement": task_setting(config, "truthfulness.removal.replacement", task),
             "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
-            "metric": truth_cfg["metric"][task], "batch_size": truth_cfg["batch_size"], "fast": truth_cfg["fast"]}
+            "metric": task_setting(config, "truthfulness.metric", task), "batch_size": truth["batch_size"],
+            "fast": truth["fast"]}
 
 
-def task_postprocess_cfg(post_cfg: dict, task: str) -> dict:
-    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task).
+def task_postprocess_cfg(config: dict, task: str) -> dict:
+    """The `heatmaps.postprocess` config as `postprocess` takes it for one task (smoothing is per task)."""
+    post = config["heatmaps"]["postprocess"]
+    return {**post, "smooth_sigma": task_setting(config, "heatmaps.postprocess.smooth_sigma", task)}
 
-    Idempotent: a config already reduced to one task is returned as it is."""
-    sigma = post_cfg["smooth_sigma"]
-    return {**post_cfg, "smooth_sigma": sigma.get(task) if isinstance(sigma, dict) else sigma}
+
+def mask_dilation(config: dict, task: str) -> int:
+    """Side of the square the task's clinical mask is dilated by per axial slice on its grid (0: none)."""
+    if kind_of(config, task).mask.dilation is None:
+        return 0
+    d = task_setting(config, "plausibility.mask_dilation", task)
+    if not d:
+        return 0
+    return dilation_size(d["square"], d["reference_size"], config["data"][task]["grid"][0])
 
 
 def dilation_size(square: int, reference_size: int, grid_size: int) -> int:

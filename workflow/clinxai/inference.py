@@ -121,3 +121,19 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int, device) -> np.ndarray:
+    """Class probabilities (N x 2) in eval mode, batched."""
+    model.eval()
+    probs = []
+    for start in range(0, len(inputs[0]), batch_size):
+        batch = tuple(x[start:start + batch_size].to(device) for x in inputs)
+        probs.append(torch.softmax(model(*batch).float(), dim=1).cpu())
+    return torch.cat(probs).numpy()
+
+
+def as_tensors(arrays) -> tuple[torch.Tensor, ...]:
+    """A case's (or a stack's) input arrays from clinxai.data.cases as tensors, sharing memory."""
+    return tuple(torch.from_numpy(a) for a in arrays)

@@ -94,26 +94,61 @@ class KneeNet(nn.Module):
         return torch.cat([-z / 2, z / 2], dim=1)
 
 
-def build_model(task: str, arch: dict) -> nn.Module:
-    """Model for a task from its architecture dict (stored in every checkpoint)."""
-    if task == "glioma":
-        return GeneNet3D(arch["in_channels"], arch["grid"], tuple(arch["widths"]), arch["fc"])
-    if task == "knee":
-        return KneeNet(tuple(arch["widths"]))
-    if task == "synthetic":  # MONAI's DenseNet; the defaults are DenseNet121 (the paper's), the demo a smaller one
-        from monai.networks.nets import DenseNet
-
-        return DenseNet(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2,
-                        init_features=arch.get("init_features", 64), growth_rate=arch.get("growth_rate", 32),
-                        block_config=tuple(arch.get("block_config", DENSENET121_BLOCKS)))
-    raise ClinxaiError(f"no model for task {task!r}")
+def _genenet_arch(model_cfg: dict, meta: dict) -> dict:
+    return {"in_channels": len(meta["channels"]), "grid": list(meta["grid"]), "widths": list(model_cfg["widths"]),
+            "fc": int(model_cfg["fc"])}
 
 
-def save_checkpoint(path, model: nn.Module, task: str, arch: dict, extra: dict | None = None) -> None:
+def _densenet(arch: dict) -> nn.Module:
+    from monai.networks.nets import DenseNet  # MONAI's DenseNet; defaults DenseNet121 (the paper's)
+
+    return DenseNet(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2,
+                    init_features=arch.get("init_features", 64), growth_rate=arch.get("growth_rate", 32),
+                    block_config=tuple(arch.get("block_config", DENSENET121_BLOCKS)))
+
+
+def _densenet_arch(model_cfg: dict, meta: dict) -> dict:
+    return {"in_channels": len(meta["channels"]), "init_features": int(model_cfg.get("init_features", 64)),
+            "growth_rate": int(model_cfg.get("growth_rate", 32)),
+            "block_config": [int(b) for b in model_cfg.get("block_config", DENSENET121_BLOCKS)]}
+
+
+class ModelFamily:
+    """How a task kind's model is built from config, rebuilt from a checkpoint, and where GradCAM looks."""
+
+    def __init__(self, build, arch, gradcam_layer=None):
+        self.build, self.arch, self._layer = build, arch, gradcam_layer
+
+    def gradcam_layer(self, model: nn.Module) -> nn.Module:
+        if self._layer is None:
+            raise ClinxaiError("GradCAM/GuidedGradCAM need one convolutional layer; this model has none (the knee "
+                               "network has one per view). Exclude them for this task in heatmaps.exclude.")
+        return self._layer(model)
+
+
+# The last conv layer's activation before the final pooling (SPEC §3 default; the reference used the block after
+# pooling, a 2x2x2 map). Task kinds name their family in clinxai.tasks.
+MODEL_FAMILIES = {
+    "genenet3d": ModelFamily(lambda a: GeneNet3D(a["in_channels"], a["grid"], tuple(a["widths"]), a["fc"]),
+                             _genenet_arch, lambda m: m.features[-2]),  # ReLU of the last block, before its MaxPool
+    "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])}),
+    "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4),
+}
+
+
+def build_model(family: str, arch: dict) -> nn.Module:
+    """Model of a family (clinxai.tasks.TaskKind.model) from its architecture dict (stored in every checkpoint)."""
+    if family not in MODEL_FAMILIES:
+        raise ClinxaiError(f"no model family {family!r}; known: {', '.join(MODEL_FAMILIES)}")
+    return MODEL_FAMILIES[family].build(arch)
+
+
+def save_checkpoint(path, model: nn.Module, task: str, family: str, arch: dict, extra: dict | None = None) -> None:
     from .io import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"task": task, "arch": arch, "state_dict": model.state_dict(), **(extra or {})}, tmp)
+        torch.save({"task": task, "family": family, "arch": arch, "state_dict": model.state_dict(), **(extra or {})},
+                   tmp)
 
 
 def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map_location="cpu") -> nn.Module:
@@ -131,9 +166,14 @@ def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map
     if arch is not None and dict(ckpt["arch"]) != dict(arch):
         raise ClinxaiError(f"checkpoint {path} has architecture {ckpt['arch']}, the config asks for {arch}. "
                            "Retrain (delete the checkpoint) or restore the model settings in config.")
-    model = build_model(ckpt["task"], ckpt["arch"])
+    family = ckpt.get("family")
+    if family is None:  # written before the task registry: "task" is the name of its kind
+        from .tasks import KINDS
+
+        family = KINDS[ckpt["task"]].model if ckpt["task"] in KINDS else None
+    model = build_model(family, ckpt["arch"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
-        raise ClinxaiError(f"checkpoint {path} does not fit the {ckpt['task']} architecture: {str(err)[:300]}") from err
+        raise ClinxaiError(f"checkpoint {path} does not fit the {family} architecture: {str(err)[:300]}") from err
     return model

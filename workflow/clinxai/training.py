@@ -6,11 +6,9 @@ loop runs in the main process, so a seed gives bit-identical weights and predict
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,10 +16,12 @@ import torch
 from torch import nn
 
 from . import ClinxaiError
-from .inference import resolve_device
+from .data.cases import load_prepared
+from .inference import as_tensors, predict, resolve_device
 from .io import save_csv, save_json
-from .metrics_basic import classification_metrics
-from .models import DENSENET121_BLOCKS, build_model, save_checkpoint
+from .metrics.classification import classification_metrics
+from .models import MODEL_FAMILIES, build_model, save_checkpoint
+from .tasks import TaskKind
 
 log = logging.getLogger("clinxai.training")
 
@@ -33,32 +33,6 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
-
-
-def load_prepared(data_dir, task: str):
-    """Split table and stacked inputs of a prepared task: inputs is a tuple of N x ... float32 tensors."""
-    data_dir = Path(data_dir)
-    split = pd.read_csv(data_dir / "split.csv", dtype={"case": str})
-    meta = json.loads((data_dir / "meta.json").read_text())
-    keys = ["image"] if task in ("glioma", "synthetic") else list(meta["channels"])
-    arrays = {k: [] for k in keys}
-    for case in split["case"]:
-        with np.load(data_dir / "arrays" / f"{case}.npz") as npz:
-            for k in keys:
-                arrays[k].append(npz[k])
-    inputs = tuple(torch.from_numpy(np.stack(arrays[k])) for k in keys)
-    return split, inputs, meta
-
-
-def model_arch(task: str, model_cfg: dict, meta: dict) -> dict:
-    if task == "glioma":
-        return {"in_channels": len(meta["channels"]), "grid": list(meta["grid"]), "widths": list(model_cfg["widths"]),
-                "fc": int(model_cfg["fc"])}
-    if task == "knee":
-        return {"widths": list(model_cfg["widths"])}
-    return {"in_channels": len(meta["channels"]), "init_features": int(model_cfg.get("init_features", 64)),
-            "growth_rate": int(model_cfg.get("growth_rate", 32)),
-            "block_config": [int(b) for b in model_cfg.get("block_config", DENSENET121_BLOCKS)]}
 
 
 def _load_pretrained(model: nn.Module, path, task: str):
@@ -77,11 +51,12 @@ def _load_pretrained(model: nn.Module, path, task: str):
     return model.load_state_dict(usable, strict=False)
 
 
-def _augmenter(task: str, seed: int):
-    """Per-sample MONAI augmentation, seeded. Flips only along left-right for the brain (anatomy is symmetric)."""
+def _augmenter(augmentation: str, seed: int):
+    """Per-sample MONAI augmentation, seeded (TaskKind.augmentation). "image": flips only along left-right (brain
+    anatomy is symmetric), noise and intensity shift; "views": noise and intensity scaling of each view."""
     from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandScaleIntensity, RandShiftIntensity
 
-    if task == "knee":
+    if augmentation == "views":
         t = Compose([RandGaussianNoise(prob=0.5, std=0.05), RandScaleIntensity(factors=0.1, prob=0.5)])
     else:
         t = Compose([RandFlip(prob=0.5, spatial_axis=0), RandGaussianNoise(prob=0.5, std=0.05),
@@ -98,26 +73,18 @@ def _augmenter(task: str, seed: int):
     return apply
 
 
-@torch.no_grad()
-def predict(model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int, device) -> np.ndarray:
-    """Class probabilities (N x 2) in eval mode, batched."""
-    model.eval()
-    probs = []
-    for start in range(0, len(inputs[0]), batch_size):
-        batch = tuple(x[start:start + batch_size].to(device) for x in inputs)
-        probs.append(torch.softmax(model(*batch).float(), dim=1).cpu())
-    return torch.cat(probs).numpy()
-
-
-def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: str = "auto", threads: int = 1) -> dict:
-    """Train one model; write checkpoint, per-epoch log, test predictions and metrics (paths in `out`)."""
+def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: dict, device: str = "auto",
+                threads: int = 1) -> dict:
+    """Train one model of a task of `kind`; write checkpoint, per-epoch log, test predictions and metrics (paths in
+    `out`)."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, threads))
     device = torch.device(resolve_device(device))
     seed_everything(seed)
-    split, inputs, meta = load_prepared(data_dir, task)
-    arch = model_arch(task, cfg["model"], meta)
-    model = build_model(task, arch)
+    split, inputs, meta = load_prepared(data_dir, kind)
+    inputs = as_tensors(inputs)
+    arch = MODEL_FAMILIES[kind.model].arch(cfg["model"], meta)
+    model = build_model(kind.model, arch)
     if cfg["model"].get("pretrained"):
         missing, unexpected = _load_pretrained(model, cfg["model"]["pretrained"], task)
         log.info("pretrained weights %s: %d missing, %d unexpected keys", cfg["model"]["pretrained"],
@@ -138,7 +105,7 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
     opt = torch.optim.Adam(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"], amsgrad=t["amsgrad"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=t["step_size"], gamma=t["gamma"])
     loss_fn = nn.CrossEntropyLoss()
-    augment = _augmenter(task, seed)
+    augment = _augmenter(kind.augmentation, seed)
     use_amp = bool(t.get("amp")) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -185,7 +152,7 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
             break
 
     model.load_state_dict(best["state"])
-    save_checkpoint(out["checkpoint"], model.cpu(), task, arch, {"seed": seed, "epoch": best["epoch"]})
+    save_checkpoint(out["checkpoint"], model.cpu(), task, kind.model, arch, {"seed": seed, "epoch": best["epoch"]})
     model.to(device)
     save_csv(out["history"], pd.DataFrame(history))
     probs = {part: predict(model, tuple(x[idx[part]] for x in inputs), t["batch_size"], device)
@@ -203,19 +170,3 @@ def train_model(task: str, seed: int, data_dir, cfg: dict, out: dict, device: st
     }
     save_json(out["metrics"], metrics)
     return metrics
-
-
-def summarise_models(metrics_paths) -> pd.DataFrame:
-    """One row per seed (val/test accuracy and AUC, best epoch, seconds), then `mean` and `std` rows over seeds."""
-    rows = []
-    for path in metrics_paths:
-        m = json.loads(Path(path).read_text())
-        rows.append({"seed": str(m["seed"]), "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
-                     "val_accuracy": m["val"]["accuracy"], "val_auc": m["val"]["auc"],
-                     "test_accuracy": m["test"]["accuracy"], "test_auc": m["test"]["auc"],
-                     "test_wrong": int(round(m["test"]["n"] * (1 - m["test"]["accuracy"]))),
-                     "seconds": m["seconds"]})
-    table = pd.DataFrame(rows)
-    numeric = table.drop(columns="seed")
-    stats = pd.DataFrame([{"seed": "mean", **numeric.mean().to_dict()}, {"seed": "std", **numeric.std(ddof=1).to_dict()}])
-    return pd.concat([table, stats], ignore_index=True)

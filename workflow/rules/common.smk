@@ -4,20 +4,47 @@ from pathlib import Path
 # The science lives in workflow/clinxai; make it importable even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from clinxai.config import validate_config
+# Only torch-free modules here: every snakemake call (each SLURM job too) parses this file.
+from clinxai.config import mask_dilation, removal_cfg, task_methods, task_postprocess_cfg, validate_config
+from clinxai.tasks import (
+    data_root,
+    has_clinical_mask,
+    kind_of,
+    mask_folder,
+    source_task,
+    task_records,
+    task_setting,
+    tasks_where,
+)
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
 TASKS = config["tasks"]
 SEEDS = config["seeds"]
 RESULTS = "results"
+NOTHING = "(?!x)x"  # a wildcard pattern that never matches
+
+
+def one_of(names):
+    """Wildcard pattern of exactly these names (task and method names are letters and digits)."""
+    return "|".join(names) if names else NOTHING
 
 
 wildcard_constraints:
-    task="glioma|knee|synthetic",
+    task=one_of(TASKS),
     seed=r"\d+",
 
 
+# Task groups, from the task registry (clinxai.tasks): what each task's kind has.
+PREPARED_TASKS = tasks_where(config, lambda k: not k.generated)  # read and prepared (prepare_data)
+GENERATED_TASKS = tasks_where(config, lambda k: k.generated)  # made by the workflow (synthetic_gan, synthetic_data)
+REMOVAL_TASKS = tasks_where(config, lambda k: k.removal)  # feature removal + modality Shapley
+GROUNDTRUTH_TASKS = tasks_where(config, lambda k: not k.removal)  # known modality importance
+PLAUSIBILITY_TASKS = [t for t in TASKS if has_clinical_mask(config, t)]  # real MRNet without boxes: NaN in Table 3
+TASK_RECORDS = task_records(config)
+
+
+# ---- resources ----
 def res(rule_name, key):
     """A resource of a rule from config, falling back to resources.default."""
     table = config["resources"]
@@ -34,27 +61,32 @@ def rule_resources(rule_name, scale_mem=False):
     }
 
 
-def data_root(task):
-    """The dataset folder a task reads: the user's real data, or the phantom the workflow builds."""
-    cfg = config["data"][task]
-    if task == "glioma":
-        return cfg["brats_dir"] if cfg["source"] == "brats" else f"{RESULTS}/phantoms/brats"
-    return cfg["mrnet_dir"] if cfg["source"] == "mrnet" else f"{RESULTS}/phantoms/mrnet"
+# ---- data ----
+def needed_data_tasks():
+    """Tasks whose dataset folders the run reads: the configured ones and those a generated task reads."""
+    needed = list(TASKS) + [source_task(config, t) for t in GENERATED_TASKS]
+    return list(dict.fromkeys(needed))
 
 
-def boxes_dir(task):
-    cfg = config["data"]["knee"]
-    if cfg["source"] == "phantom":
-        return f"{RESULTS}/phantoms/mrnet/boxes"
-    return cfg["boxes_dir"]
+# Phantom datasets to build: phantom format -> the task whose data.<task>.phantom settings make it
+PHANTOMS = {
+    kind_of(config, t).phantom: t
+    for t in reversed(needed_data_tasks())
+    if kind_of(config, t).phantom and config["data"][t].get("source") == "phantom"
+}
 
 
 def data_inputs(task):
-    """Inputs of prepare_data: the dataset folder and, for real MRNet, the menisci box masks if configured."""
-    inputs = {"root": data_root(task)}
-    if task == "knee" and config["data"]["knee"]["source"] == "mrnet" and config["data"]["knee"]["boxes_dir"]:
-        inputs["boxes"] = config["data"]["knee"]["boxes_dir"]
+    """Inputs of prepare_data: the dataset folder and, for real data, the clinical-mask folder if configured."""
+    inputs = {"root": data_root(config, task, RESULTS)}
+    folder = mask_folder(config, task, RESULTS)
+    if folder and config["data"][task].get("source") != "phantom":
+        inputs["boxes"] = folder
     return inputs
+
+
+def prepare_params(task):
+    return {**config["data"][task], "root": data_root(config, task, RESULTS), "boxes_dir": mask_folder(config, task, RESULTS)}
 
 
 def prepared(task):
@@ -66,9 +98,218 @@ def prepared(task):
     }
 
 
-# Tasks with real-data counterparts get feature removal and modality Shapley; the synthetic task's truthfulness is
-# MSFI against its known ground truth (SPEC §4).
-REMOVAL_TASKS = [t for t in TASKS if t != "synthetic"]
+# ---- training ----
+def model_outputs(task, seed):
+    root = f"{RESULTS}/{task}/models/seed{seed}"
+    return {
+        "checkpoint": f"{root}/model.pt",
+        "history": f"{root}/history.csv",
+        "predictions": f"{root}/predictions.csv",
+        "metrics": f"{root}/metrics.json",
+    }
+
+
+def models_of(task, key):
+    return [model_outputs(task, s)[key] for s in SEEDS]
+
+
+def train_inputs(wc):
+    inputs = {k: prepared(wc.task)[k] for k in ("split", "meta", "arrays")}
+    pretrained = task_setting(config, "training", wc.task)["model"].get("pretrained")
+    if pretrained:
+        inputs["pretrained"] = pretrained
+    return inputs
+
+
+# ---- heatmaps ----
+def n_shards(method):
+    return int(config["heatmaps"]["shards"].get(method, 1))
+
+
+ALL_METHODS = sorted({m for t in TASKS for m in task_methods(config, t)})
+SHARDED = [m for m in ALL_METHODS if n_shards(m) > 1]
+UNSHARDED = [m for m in ALL_METHODS if n_shards(m) == 1]
+# One process per model pays the imports (torch, captum, MONAI: ~5 s) once instead of once per method; the price is
+# that editing one method's parameters reruns every method of that task.
+GROUP_HEATMAPS = config["heatmaps"].get("group_methods", False)
+GROUP_REMOVAL = config["truthfulness"].get("group_methods", False)
+
+
+def model_methods(task):
+    """The methods one heatmaps_<task> job computes: the task's unsharded ones."""
+    return [m for m in task_methods(config, task) if n_shards(m) == 1]
+
+
+def heatmap_outputs(task, seed, method):
+    root = f"{RESULTS}/{task}/heatmaps/seed{seed}"
+    return {"maps": f"{root}/{method}.npz", "table": f"{root}/{method}.csv"}
+
+
+def grouped_heatmap_outputs(task):
+    """Outputs of heatmaps_<task>: every unsharded method's maps and table, with {task} and {seed} wildcards."""
+    return {f"{k}_{m}": p for m in model_methods(task) for k, p in heatmap_outputs("{task}", "{seed}", m).items()}
+
+
+def shard_outputs(ext):
+    return f"{RESULTS}/{{task}}/heatmaps/seed{{seed}}/shards/{{method}}_{{shard}}of{{n}}.{ext}"
+
+
+def heatmap_inputs(wc):
+    return {
+        "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
+        "predictions": model_outputs(wc.task, wc.seed)["predictions"],
+        "meta": prepared(wc.task)["meta"],
+        "arrays": prepared(wc.task)["arrays"],
+        "masks": f"{RESULTS}/{wc.task}/heatmaps/supervoxels.npz",
+    }
+
+
+def heatmap_cfg(wc, methods=None):
+    """Only what one job uses, so editing another method's parameters or the export does not rerun it."""
+    hm = config["heatmaps"]
+    methods = methods or [wc.method]
+    params = task_setting(config, "heatmaps.params", wc.task)
+    return {
+        "params": {wc.task: {m: params.get(m, {}) for m in methods}},
+        "batching": hm["batching"],
+        # for the status column (all-zero after post-processing); this task's smoothing only
+        "postprocess": task_postprocess_cfg(config, wc.task),
+    }
+
+
+def shard_files(wc, kind):
+    n = n_shards(wc.method)
+    ext = "npz" if kind == "maps" else "csv"
+    return [f"{RESULTS}/{wc.task}/heatmaps/seed{wc.seed}/shards/{wc.method}_{i}of{n}.{ext}" for i in range(1, n + 1)]
+
+
+def all_heatmap_tables(task):
+    return [heatmap_outputs(task, s, m)["table"] for s in SEEDS for m in task_methods(config, task)]
+
+
+def timing_tables():
+    return [f"{RESULTS}/{t}/heatmaps/timing.csv" for t in TASKS]
+
+
+# ---- truthfulness ----
+def truth_dir(task):
+    return f"{RESULTS}/{task}/truthfulness"
+
+
+def removal_outputs(task, seed, method):
+    return {
+        "curves": f"{truth_dir(task)}/removal/seed{seed}/{method}.csv",
+        "sums": f"{truth_dir(task)}/modality_sums/seed{seed}/{method}.csv",
+    }
+
+
+def grouped_removal_outputs(task):
+    return {
+        f"{k}_{m}": p for m in task_methods(config, task) for k, p in removal_outputs("{task}", "{seed}", m).items()
+    }
+
+
+def all_removal_outputs(task, key):
+    return [removal_outputs(task, s, m)[key] for s in SEEDS for m in task_methods(config, task)]
+
+
+def shapley_outputs(task):
+    return {"subsets": f"{truth_dir(task)}/shapley_subsets.csv", "phi": f"{truth_dir(task)}/shapley.csv"}
+
+
+def truthfulness_outputs(task):
+    return {
+        "delta_aupc": f"{truth_dir(task)}/delta_aupc.csv",
+        "mi_correlation": f"{truth_dir(task)}/mi_correlation.csv",
+        "summary": f"{truth_dir(task)}/summary.csv",
+    }
+
+
+def removal_inputs(wc, methods):
+    return {
+        "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
+        "predictions": model_outputs(wc.task, wc.seed)["predictions"],
+        "meta": prepared(wc.task)["meta"],
+        "arrays": prepared(wc.task)["arrays"],
+        **{f"maps_{m}": heatmap_outputs(wc.task, wc.seed, m)["maps"] for m in methods},
+    }
+
+
+def shapley_cfg(task):
+    return {k: removal_cfg(config, task)[k] for k in ("metric", "batch_size", "fast")}
+
+
+# ---- ground truth (generated tasks: the synthetic kind) ----
+GAN_FILES = {"generator": "generator.pt", "losses": "losses.csv", "samples": "samples.png", "check": "check.json"}
+
+
+def gan_outputs(task):
+    return {k: f"{RESULTS}/{task}/gan/{name}" for k, name in GAN_FILES.items()}
+
+
+def groundtruth_sets(task):
+    return f"{RESULTS}/{task}/data/groundtruth"
+
+
+def groundtruth_outputs(task):
+    return {
+        "accuracy": f"{truth_dir(task)}/groundtruth_accuracy.csv",
+        "phi": f"{truth_dir(task)}/modality_importance.csv",
+        "summary": f"{truth_dir(task)}/msfi_summary.csv",
+    }
+
+
+def synthetic_data_cfg(task):
+    return {k: v for k, v in config["data"][task].items() if k not in ("gan", "split_fractions", "kind", "source_task")}
+
+
+def synthetic_split(task):
+    """The task's own split fractions if set: many training slices, a test set the heatmap methods can afford."""
+    return {**config["split"], "fractions": config["data"][task].get("split_fractions") or config["split"]["fractions"]}
+
+
+# ---- plausibility ----
+def plausibility_table(task, method):
+    return f"{RESULTS}/{task}/plausibility/{method}.csv"
+
+
+def plausibility_tables(task):
+    return [plausibility_table(task, m) for m in task_methods(config, task)]
+
+
+def informativeness_table(task):
+    return f"{RESULTS}/{task}/plausibility/informativeness.csv"
+
+
+def modality_importance(task):
+    """φ: modality Shapley values, or the known importance of a ground-truth task."""
+    return shapley_outputs(task)["phi"] if task in REMOVAL_TASKS else groundtruth_outputs(task)["phi"]
+
+
+# ---- statistics, tables, report ----
+STATISTICS = {
+    "metrics": f"{RESULTS}/statistics/metrics.csv",
+    "friedman": f"{RESULTS}/statistics/friedman.csv",
+    "nemenyi": f"{RESULTS}/statistics/nemenyi.csv",
+    "kendall": f"{RESULTS}/statistics/kendall.csv",
+}
+# Not "Statistics": Snakemake's report defines that link target itself (docutils warns of a duplicate).
+STATS_CATEGORY = "Statistics across methods"
+TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst"}
+GROUNDTRUTH_METRIC = config["truthfulness"]["groundtruth"]["report"]
+
+
+def table_outputs(name):
+    return {k: f"{RESULTS}/tables/{name}.{k}" for k in ("csv", "md", "tex", "html")}
+
+
+def table_report(name):
+    out = table_outputs(name)
+    return {
+        **out,
+        "html": report(out["html"], caption=f"../report/{name}.rst", category="Tables"),
+        "csv": report(out["csv"], caption=f"../report/{name}.rst", category="Tables"),
+    }
 
 
 def all_targets():
@@ -80,12 +321,9 @@ def all_targets():
             f"{RESULTS}/{task}/heatmaps/export",
         ]
         if task in REMOVAL_TASKS:
-            targets += [
-                f"{RESULTS}/{task}/truthfulness/summary.csv",
-                f"{RESULTS}/{task}/figures/fig3_perturbation_curves.png",
-            ]
+            targets += [truthfulness_outputs(task)["summary"], f"{RESULTS}/{task}/figures/fig3_perturbation_curves.png"]
         else:
-            targets += [f"{RESULTS}/synthetic/truthfulness/msfi_summary.csv", f"{RESULTS}/synthetic/gan/check.json"]
+            targets += [groundtruth_outputs(task)["summary"], gan_outputs(task)["check"]]
         if task in PLAUSIBILITY_TASKS:
             targets += [informativeness_table(task), f"{RESULTS}/{task}/figures/fig5_right_wrong.png"]
     targets += list(STATISTICS.values()) + [f"{RESULTS}/figures/critical_difference.png"]

@@ -1,41 +1,6 @@
 # G4 plausibility (SPEC §5): FP, MSFI and msfi_global of every map per (task, method) over all models, the
 # informativeness tests per task (Spearman with the predicted probability, right vs wrong) and Fig. 5.
-# The synthetic task's truthfulness score (MSFI against its known features) comes out of the same rule.
-
-from clinxai.config import dilation_size
-
-
-def knee_has_boxes():
-    knee = config["data"]["knee"]
-    return knee["source"] == "phantom" or bool(knee["boxes_dir"])
-
-
-# Knee plausibility needs menisci boxes: real MRNet without data.knee.boxes_dir gets NaN in Table 3.
-PLAUSIBILITY_TASKS = [t for t in TASKS if t != "knee" or knee_has_boxes()]
-
-
-def plausibility_table(task, method):
-    return f"{RESULTS}/{task}/plausibility/{method}.csv"
-
-
-def plausibility_tables(task):
-    return [plausibility_table(task, m) for m in task_methods(config, task)]
-
-
-def informativeness_table(task):
-    return f"{RESULTS}/{task}/plausibility/informativeness.csv"
-
-
-def modality_importance(task):
-    """φ: ground-truth accuracies for the synthetic task, modality Shapley values for the others."""
-    return SYNTHETIC_TRUTH["phi"] if task == "synthetic" else shapley_outputs(task)["phi"]
-
-
-def mask_dilation(task):
-    if task != "glioma":
-        return 0
-    d = config["plausibility"]["mask_dilation"]["glioma"]
-    return dilation_size(d["square"], d["reference_size"], config["data"]["glioma"]["grid"][0])
+# The ground-truth tasks' truthfulness score (MSFI against their known features) comes out of the same rule.
 
 
 rule plausibility:
@@ -48,12 +13,13 @@ rule plausibility:
     output:
         table=plausibility_table("{task}", "{method}"),
     wildcard_constraints:
-        method=methods_regex(ALL_METHODS),
+        task=one_of(PLAUSIBILITY_TASKS),
+        method=one_of(ALL_METHODS),
     params:
         seeds=SEEDS,
-        postprocess=lambda wc: task_postprocess_cfg(config["heatmaps"]["postprocess"], wc.task),
-        phi_normalisation=lambda wc: config["plausibility"]["phi_normalisation"][wc.task],
-        dilation=lambda wc: mask_dilation(wc.task),
+        postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
+        phi_normalisation=lambda wc: task_setting(config, "plausibility.phi_normalisation", wc.task),
+        dilation=lambda wc: mask_dilation(config, wc.task),
     log:
         f"{RESULTS}/logs/plausibility/{{task}}_{{method}}.log",
     benchmark:
@@ -62,7 +28,7 @@ rule plausibility:
     resources:
         **rule_resources("plausibility"),
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/stats.yaml"
     script:
         "../scripts/plausibility.py"
 

@@ -2,26 +2,6 @@
 # (`snakemake --report results/report.html`, or the README's demo command, which ends with it).
 
 
-def table_outputs(name):
-    return {k: f"{RESULTS}/tables/{name}.{k}" for k in ("csv", "md", "tex", "html")}
-
-
-TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst"}
-
-
-def table_report(name):
-    out = table_outputs(name)
-    return {
-        **out,
-        "html": report(out["html"], caption=f"../report/{name}.rst", category="Tables"),
-        "csv": report(out["csv"], caption=f"../report/{name}.rst", category="Tables"),
-    }
-
-
-def timing_tables():
-    return [f"{RESULTS}/{t}/heatmaps/timing.csv" for t in TASKS]
-
-
 rule tables:
     input:
         metrics=STATISTICS["metrics"],
@@ -30,7 +10,8 @@ rule tables:
     output:
         **{f"{name}_{k}": v for name in TABLE_CAPTIONS for k, v in table_report(name).items()},
     params:
-        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+        tasks=TASK_RECORDS,
+        synthetic_metric=GROUNDTRUTH_METRIC,
     log:
         f"{RESULTS}/logs/tables.log",
     threads: res("tables", "threads")
@@ -52,8 +33,9 @@ rule scorecard:
         md=f"{RESULTS}/tables/scorecard.md",
         figure=report(f"{RESULTS}/figures/scorecard.png", caption="../report/scorecard.rst", category="Scorecard"),
     params:
+        tasks=TASK_RECORDS,
         rules=config["scorecard"],
-        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+        synthetic_metric=GROUNDTRUTH_METRIC,
     log:
         f"{RESULTS}/logs/scorecard.log",
     threads: res("scorecard", "threads")

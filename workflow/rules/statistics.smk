@@ -1,17 +1,6 @@
 # Statistics across methods (SPEC §6): per task and metric the method means, Friedman + Nemenyi, the
 # "significantly better than the others" mark and critical-difference diagrams; Kendall τ-b between rankings.
 
-STATISTICS = {
-    "metrics": f"{RESULTS}/statistics/metrics.csv",
-    "friedman": f"{RESULTS}/statistics/friedman.csv",
-    "nemenyi": f"{RESULTS}/statistics/nemenyi.csv",
-    "kendall": f"{RESULTS}/statistics/kendall.csv",
-}
-
-
-# Not "Statistics": Snakemake's report defines that link target itself (docutils warns of a duplicate).
-STATS_CATEGORY = "Statistics across methods"
-
 
 rule method_statistics:
     input:
@@ -27,7 +16,8 @@ rule method_statistics:
             f"{RESULTS}/figures/critical_difference.png", caption="../report/cd_plots.rst", category=STATS_CATEGORY
         ),
     params:
-        synthetic_metric=config["truthfulness"]["synthetic"]["report"],
+        tasks=TASK_RECORDS,
+        synthetic_metric=GROUNDTRUTH_METRIC,
         score=config["plausibility"]["score"],
         alpha=config["statistics"]["nemenyi_alpha"],
         cd_alpha=config["statistics"]["cd_alpha"],

@@ -1,42 +1,26 @@
-# The synthetic task (SPEC §4): a tumour GAN trained on BraTS-layout segmentations, the synthetic dataset in the
-# prepared layout (so train, heatmaps and the rest run unchanged), ground-truth modality importance from the two
-# ground-truth test sets; MSFI of every heatmap against the known features is the plausibility rule's (plausibility.smk)
-# with the T1C tumour as mask and this importance as φ, summarised here.
-
-
-def synthetic_dir(*parts):
-    return "/".join([f"{RESULTS}/synthetic", *parts])
-
-
-GAN_OUTPUTS = {
-    "generator": synthetic_dir("gan", "generator.pt"),
-    "losses": synthetic_dir("gan", "losses.csv"),
-    "samples": synthetic_dir("gan", "samples.png"),
-    "check": synthetic_dir("gan", "check.json"),
-}
-GROUNDTRUTH = synthetic_dir("data", "groundtruth")
-SYNTHETIC_TRUTH = {
-    "accuracy": synthetic_dir("truthfulness", "groundtruth_accuracy.csv"),
-    "phi": synthetic_dir("truthfulness", "modality_importance.csv"),
-    "summary": synthetic_dir("truthfulness", "msfi_summary.csv"),
-}
+# Generated tasks (the synthetic kind, SPEC §4): a tumour GAN trained on the BraTS-layout segmentations of another
+# task's data, the dataset in the prepared layout (so train, heatmaps and the rest run unchanged), ground-truth
+# modality importance from the two ground-truth test sets; MSFI of every heatmap against the known features is the
+# plausibility rule's (plausibility.smk) with the T1C tumour as mask and this importance as φ, summarised here.
 
 
 rule synthetic_gan:
     input:
-        root=data_root("glioma"),
+        root=lambda wc: data_root(config, source_task(config, wc.task), RESULTS),
     output:
-        generator=GAN_OUTPUTS["generator"],
-        losses=GAN_OUTPUTS["losses"],
-        samples=report(GAN_OUTPUTS["samples"], caption="../report/gan_samples.rst", category="Synthetic task"),
-        check=GAN_OUTPUTS["check"],
+        generator=gan_outputs("{task}")["generator"],
+        losses=gan_outputs("{task}")["losses"],
+        samples=report(gan_outputs("{task}")["samples"], caption="../report/gan_samples.rst", category="Synthetic task"),
+        check=gan_outputs("{task}")["check"],
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
     params:
-        gan=config["data"]["synthetic"]["gan"],
+        gan=lambda wc: config["data"][wc.task]["gan"],
         device=config["training"]["device"],
     log:
-        f"{RESULTS}/logs/synthetic_gan.log",
+        f"{RESULTS}/logs/synthetic_gan/{{task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/synthetic_gan.tsv"
+        f"{RESULTS}/benchmarks/synthetic_gan/{{task}}.tsv"
     threads: res("synthetic_gan", "threads")
     resources:
         **rule_resources("synthetic_gan", scale_mem=True),
@@ -48,24 +32,24 @@ rule synthetic_gan:
 
 rule synthetic_data:
     input:
-        generator=GAN_OUTPUTS["generator"],
-        check=GAN_OUTPUTS["check"],
+        generator=gan_outputs("{task}")["generator"],
+        check=gan_outputs("{task}")["check"],
     output:
-        split=synthetic_dir("data", "split.csv"),
-        excluded=synthetic_dir("data", "excluded.csv"),
-        meta=synthetic_dir("data", "meta.json"),
-        arrays=directory(synthetic_dir("data", "arrays")),
-        cases=synthetic_dir("data", "cases.csv"),
-        groundtruth=directory(GROUNDTRUTH),
+        split=prepared("{task}")["split"],
+        excluded=prepared("{task}")["excluded"],
+        meta=prepared("{task}")["meta"],
+        arrays=directory(prepared("{task}")["arrays"]),
+        cases=f"{RESULTS}/{{task}}/data/cases.csv",
+        groundtruth=directory(groundtruth_sets("{task}")),
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
     params:
-        cfg={k: v for k, v in config["data"]["synthetic"].items() if k not in ("gan", "split_fractions")},
-        # its own fractions if set: many training slices, a test set the heatmap methods can afford
-        split={**config["split"], "fractions": config["data"]["synthetic"].get("split_fractions")
-               or config["split"]["fractions"]},
+        cfg=lambda wc: synthetic_data_cfg(wc.task),
+        split=lambda wc: synthetic_split(wc.task),
     log:
-        f"{RESULTS}/logs/synthetic_data.log",
+        f"{RESULTS}/logs/synthetic_data/{{task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/synthetic_data.tsv"
+        f"{RESULTS}/benchmarks/synthetic_data/{{task}}.tsv"
     threads: res("synthetic_data", "threads")
     resources:
         **rule_resources("synthetic_data", scale_mem=True),
@@ -77,16 +61,18 @@ rule synthetic_data:
 
 rule synthetic_groundtruth:
     input:
-        checkpoints=[model_outputs("synthetic", s)["checkpoint"] for s in SEEDS],
-        groundtruth=GROUNDTRUTH,
+        checkpoints=lambda wc: models_of(wc.task, "checkpoint"),
+        groundtruth=groundtruth_sets("{task}"),
     output:
-        accuracy=SYNTHETIC_TRUTH["accuracy"],
-        phi=SYNTHETIC_TRUTH["phi"],
+        accuracy=groundtruth_outputs("{task}")["accuracy"],
+        phi=groundtruth_outputs("{task}")["phi"],
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
     params:
         seeds=SEEDS,
         device=config["training"]["device"],
     log:
-        f"{RESULTS}/logs/synthetic_groundtruth.log",
+        f"{RESULTS}/logs/synthetic_groundtruth/{{task}}.log",
     threads: res("synthetic_groundtruth", "threads")
     resources:
         **rule_resources("synthetic_groundtruth", scale_mem=True),
@@ -98,18 +84,20 @@ rule synthetic_groundtruth:
 
 rule synthetic_summary:
     input:
-        tables=lambda wc: [plausibility_table("synthetic", m) for m in task_methods(config, "synthetic")],
-        accuracy=SYNTHETIC_TRUTH["accuracy"],
+        tables=lambda wc: plausibility_tables(wc.task),
+        accuracy=groundtruth_outputs("{task}")["accuracy"],
     output:
-        summary=SYNTHETIC_TRUTH["summary"],
+        summary=groundtruth_outputs("{task}")["summary"],
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
     params:
-        report=config["truthfulness"]["synthetic"]["report"],
+        report=GROUNDTRUTH_METRIC,
     log:
-        f"{RESULTS}/logs/synthetic_summary.log",
+        f"{RESULTS}/logs/synthetic_summary/{{task}}.log",
     threads: res("synthetic_summary", "threads")
     resources:
         **rule_resources("synthetic_summary"),
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/stats.yaml"
     script:
         "../scripts/synthetic_summary.py"

@@ -4,7 +4,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
-from clinxai.figures import fig3_perturbation_curves
+from clinxai.report.figures import fig3_perturbation_curves
 from clinxai.logs import job_log
 
 with job_log(snakemake.log[0]) as log:

@@ -4,7 +4,7 @@ import sys
 import pandas as pd
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
-from clinxai.attribution.timing import timing_table
+from clinxai.analysis.timing import timing_table
 from clinxai.io import save_csv
 from clinxai.logs import job_log
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from clinxai.io import save_csv
 from clinxai.logs import job_log
-from clinxai.stats import informativeness
+from clinxai.analysis.stats import informativeness
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake

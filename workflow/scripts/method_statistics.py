@@ -4,10 +4,10 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
-from clinxai.figures import critical_difference_plots
+from clinxai.analysis.ranking import compare_methods, kendall_table, metric_units
 from clinxai.io import save_csv
 from clinxai.logs import job_log
-from clinxai.ranking import compare_methods, kendall_table, metric_units
+from clinxai.report.figures import critical_difference_plots
 
 
 def by_task(paths):
@@ -20,10 +20,12 @@ def by_task(paths):
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
+    tasks = sm.params.tasks
+    groundtruth = {t["task"] for t in tasks if t["truthfulness"] == "groundtruth"}
     units = metric_units(by_task(sm.input.delta_aupc), by_task(sm.input.mi_correlation), by_task(sm.input.plausibility),
-                         sm.params.synthetic_metric, sm.params.score)
+                         sm.params.synthetic_metric, sm.params.score, groundtruth)
     metrics, friedman, nemenyi, matrices = compare_methods(units, sm.params.alpha, sm.params.max_missing)
-    kendall = kendall_table(metrics)
+    kendall = kendall_table(metrics, {t["task"]: t["kind"] for t in tasks})
     save_csv(sm.output.metrics, metrics)
     save_csv(sm.output.friedman, friedman)
     save_csv(sm.output.nemenyi, nemenyi)

@@ -7,6 +7,6 @@ from clinxai.logs import job_log
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
-    meta = make_synthetic(sm.input.generator, sm.params.cfg, sm.params.split, dict(sm.output.items()),
+    meta = make_synthetic(sm.wildcards.task, sm.input.generator, sm.params.cfg, sm.params.split, dict(sm.output.items()),
                           check_path=sm.input.check)
     log.info("%d cases %s, alignment %s, %.1f s", meta["n_cases"], meta["counts"], meta["alignment"], meta["seconds"])

@@ -2,10 +2,10 @@
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
+from clinxai.evaluation.groundtruth import run_groundtruth
 from clinxai.logs import job_log
-from clinxai.synthetic_truth import run_groundtruth
 
 with job_log(snakemake.log[0]):
     sm = snakemake
-    run_groundtruth(sm.params.seeds, sm.input.checkpoints, sm.input.groundtruth, sm.output.accuracy, sm.output.phi,
-                    threads=sm.threads, device=sm.params.device)
+    run_groundtruth(sm.wildcards.task, sm.params.seeds, sm.input.checkpoints, sm.input.groundtruth,
+                    sm.output.accuracy, sm.output.phi, threads=sm.threads, device=sm.params.device)

@@ -4,13 +4,13 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
+from clinxai.analysis.summaries import summarise_msfi
 from clinxai.io import save_csv
 from clinxai.logs import job_log
-from clinxai.synthetic_truth import summarise_msfi
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
     tables = [pd.read_csv(p, dtype={"case": str}) for p in sm.input.tables]
-    summary = summarise_msfi(tables, pd.read_csv(sm.input.accuracy), sm.params.report)
+    summary = summarise_msfi(sm.wildcards.task, tables, pd.read_csv(sm.input.accuracy), sm.params.report)
     save_csv(sm.output.summary, summary)
     log.info("\n%s", summary.to_string(index=False))

@@ -7,7 +7,7 @@ import pandas as pd
 
 from clinxai.io import atomic_path
 from clinxai.logs import job_log
-from clinxai.tables import table2, table3, table4, tables_by_task, timing_by_task, write_table
+from clinxai.report.tables import table2, table3, table4, tables_by_task, timing_by_task, write_table
 
 CAPTIONS = {
     "table2": "Table 2. Guideline 3, truthfulness: mean ± std per method (ΔAUPC over the models; MI correlation and "
@@ -25,9 +25,10 @@ CAPTIONS = {
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
-    built = {"table2": table2(pd.read_csv(sm.input.metrics), sm.params.synthetic_metric),
-             "table3": table3(tables_by_task(sm.input.informativeness)),
-             "table4": table4(timing_by_task(sm.input.timing))}
+    tasks = sm.params.tasks
+    built = {"table2": table2(pd.read_csv(sm.input.metrics), tasks, sm.params.synthetic_metric),
+             "table3": table3(tables_by_task(sm.input.informativeness), tasks),
+             "table4": table4(timing_by_task(sm.input.timing), tasks)}
     for name, (long, wide) in built.items():
         paths = {k: sm.output[f"{name}_{k}"] for k in ("csv", "md", "tex")}
         write_table(long, wide, paths, CAPTIONS[name], f"tab:{name}")

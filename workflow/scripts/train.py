@@ -1,14 +1,16 @@
 """Rule train: one model for a (task, seed)."""
 import sys
+from pathlib import Path
 
-sys.path.insert(0, f"{snakemake.scriptdir}/..")  # noqa: F821 - injected by Snakemake
-from clinxai.logs import job_log  # noqa: E402
-from clinxai.training import train_model  # noqa: E402
+sys.path.insert(0, f"{snakemake.scriptdir}/..")
+from clinxai.logs import job_log
+from clinxai.tasks import kind_of
+from clinxai.training import train_model
 
-with job_log(snakemake.log[0]) as log:  # noqa: F821
-    sm = snakemake  # noqa: F821
-    data_dir = sm.input.meta.rsplit("/", 1)[0]
+with job_log(snakemake.log[0]) as log:
+    sm = snakemake
+    task = sm.wildcards.task
     out = {k: sm.output[k] for k in ("checkpoint", "history", "predictions", "metrics")}
-    metrics = train_model(sm.wildcards.task, int(sm.wildcards.seed), data_dir, sm.params.cfg, out,
-                          device=sm.params.device, threads=sm.threads)
-    log.info("%s seed %s: test %s", sm.wildcards.task, sm.wildcards.seed, metrics["test"])
+    metrics = train_model(task, kind_of(sm.config, task), int(sm.wildcards.seed), Path(sm.input.meta).parent,
+                          sm.params.cfg, out, device=sm.params.device, threads=sm.threads)
+    log.info("%s seed %s: test %s", task, sm.wildcards.seed, metrics["test"])

@@ -6,14 +6,14 @@ from pathlib import Path
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
+from clinxai.analysis.summaries import delta_aupc_table, mi_correlation_table, summarise
 from clinxai.io import save_csv
 from clinxai.logs import job_log
-from clinxai.truthfulness import delta_aupc_table, mi_correlation_table, modality_names, summarise
 
 with job_log(snakemake.log[0]) as log:
     sm = snakemake
     task = sm.wildcards.task
-    names = modality_names(task, json.loads(Path(sm.input.meta).read_text()))
+    names = json.loads(Path(sm.input.meta).read_text())["channels"]  # the modalities, in the prepared data's order
     curves = pd.concat([pd.read_csv(p) for p in sm.input.curves], ignore_index=True)
     sums = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in sm.input.sums], ignore_index=True)
     deltas = delta_aupc_table(curves)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import ClinxaiError
+from ..tasks import TaskKind
 from .registry import BATCH_KWARGS, METHODS, Method, method_params
 
 
@@ -35,27 +36,21 @@ def explainable(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def gradcam_layer(model: nn.Module, task: str) -> nn.Module:
-    """The last conv layer's activation before the final pooling (SPEC §3 default; the reference used the block
-    after pooling, a 2x2x2 map)."""
-    from ..models import GeneNet3D
+def gradcam_layer(model: nn.Module, kind: TaskKind) -> nn.Module:
+    """The layer GradCAM attributes: the model family's (clinxai.models.MODEL_FAMILIES)."""
+    from ..models import MODEL_FAMILIES
 
-    if isinstance(model, GeneNet3D):
-        return model.features[-2]  # ReLU of the last block, before its MaxPool
-    if task == "synthetic":
-        return model.features.denseblock4
-    raise ClinxaiError(f"GradCAM/GuidedGradCAM need one convolutional layer; the {task} model has none "
-                       "(the knee network has one per view). Exclude them for this task in heatmaps.exclude.")
+    return MODEL_FAMILIES[kind.model].gradcam_layer(model)
 
 
-def build(method: Method, model: nn.Module, task: str):
+def build(method: Method, model: nn.Module, kind: TaskKind):
     import captum.attr as ca
 
     cls = getattr(ca, method.captum)
     if method.wraps:
         return cls(getattr(ca, method.wraps)(model))
     if method.needs_layer:
-        return cls(model, gradcam_layer(model, task))
+        return cls(model, gradcam_layer(model, kind))
     if method.name == "Lime":
         from captum._utils.models.linear_model import SkLearnLinearRegression
 
@@ -119,15 +114,15 @@ def _warm_up(model: nn.Module, x: tuple, device) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def explain(model: nn.Module, task: str, method_name: str, cases: list[str], inputs: list[tuple], targets: list[int],
+def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str], inputs: list[tuple], targets: list[int],
             masks: list | None, seed: int, overrides: dict | None = None, batching: dict | None = None,
             device="cpu") -> tuple[list[list[np.ndarray]], list[float]]:
     """Maps (per case, per modality) and seconds per case for one method over a list of cases."""
     method = METHODS[method_name]
     batching = batching or {}
-    params = method_params(method_name, task, overrides)
+    params = method_params(method_name, kind.layout, overrides)
     model = explainable(model).to(device)
-    explainer = build(method, model, task)
+    explainer = build(method, model, kind)
     masks = masks if masks is not None else [None] * len(cases)
     if cases:
         _warm_up(model, inputs[0], device)

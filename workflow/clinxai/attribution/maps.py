@@ -1,19 +1,11 @@
-"""Heatmap files and the modality layout of a task, without torch: the light rules (plausibility, tables) read maps
-and should not pay torch's import."""
+"""Heatmap files, without torch: the light rules (plausibility, tables) read maps and should not pay torch's
+import."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..io import atomic_path
-
-KNEE_VIEWS = ("axial", "coronal", "sagittal")
-
-
-def modality_names(task: str, meta: dict) -> list[str]:
-    """The modalities of a task's maps: the three knee views, or the image channels in the prepared data's order."""
-    return list(KNEE_VIEWS) if task == "knee" else list(meta["channels"])
-
 
 def save_maps(path, maps: dict[str, list[np.ndarray]]) -> None:
     flat = {f"{case}__{i}": p.astype(np.float32) for case, parts in maps.items() for i, p in enumerate(parts)}

@@ -1,14 +1,16 @@
 """The one registry of heatmap methods (SPEC §3): captum class, reference parameters and metadata.
 
 Adding a method means adding one `Method` here; rules, config validation, timing and reports read this table.
-`params` are the reference keyword arguments of `attribute`; `task_params` override them per task (window shapes
-follow the input's dimensions). Config may override any parameter per task and method
+`params` are the reference keyword arguments of `attribute`; `layout_params` override them per input layout of the
+task registry (window shapes follow the input's dimensions). Config may override any parameter per task and method
 (`heatmaps.params.<task>.<method>`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..tasks import SLICE, VIEWS
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class Method:
     captum: str                      # class in captum.attr
     family: str                      # "gradient" or "perturbation"
     params: dict = field(default_factory=dict)
-    task_params: dict = field(default_factory=dict)
+    layout_params: dict = field(default_factory=dict)  # clinxai.tasks layout -> parameters
     wraps: str | None = None         # NoiseTunnel's inner method
     needs_layer: bool = False        # GradCAM family: attributes a conv layer
     feature_mask: str | None = None  # "specific" (per modality) or "unified" supervoxels
@@ -44,8 +46,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("GuidedGradCAM", "GuidedGradCam", "gradient", needs_layer=True, batch_of_cases=True),
     Method("Occlusion", "Occlusion", "perturbation",
            {"sliding_window_shapes": (1, 11, 11, 11), "strides": (1, 5, 5, 5), "baselines": "gaussian"},
-           task_params={"knee": {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
-                        "synthetic": {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
+           layout_params={VIEWS: {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
+                          SLICE: {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
            sampled=True, model_agnostic=True),
     Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
            model_agnostic=True),
@@ -71,10 +73,10 @@ BATCH_KWARGS = {
 }
 
 
-def method_params(name: str, task: str, overrides: dict | None = None) -> dict:
-    """Reference parameters of a method for a task, with config overrides applied last."""
+def method_params(name: str, layout: str, overrides: dict | None = None) -> dict:
+    """Reference parameters of a method for a task's input layout, with config overrides applied last."""
     m = METHODS[name]
-    return {**m.params, **m.task_params.get(task, {}), **(overrides or {})}
+    return {**m.params, **m.layout_params.get(layout, {}), **(overrides or {})}
 
 
 def metadata_table():

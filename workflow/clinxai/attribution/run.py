@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import ClinxaiError
-from ..inference import resolve_device
-from ..config import task_postprocess_cfg
+from ..data.cases import load_inputs, modality_shapes
+from ..inference import as_tensors, resolve_device
 from ..io import save_csv
 from ..models import load_checkpoint
+from ..tasks import TaskKind
 from .explain import explain
-from .maps import KNEE_VIEWS, load_maps, save_maps  # noqa: F401 - load_maps re-exported
+from .maps import load_maps, save_maps
 from .postprocess import STATUS_OK, is_layer_map, map_status, postprocess
 from .registry import METHODS
 from .supervoxels import load_masks
@@ -24,42 +24,18 @@ from .supervoxels import load_masks
 log = logging.getLogger("clinxai.heatmaps")
 
 
-def load_inputs(task: str, data_dir, cases) -> list[tuple[torch.Tensor, ...]]:
-    """Model inputs per case, each a tuple of 1 x ... tensors."""
-    out = []
-    for case in cases:
-        with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
-            keys = KNEE_VIEWS if task == "knee" else ("image",)
-            out.append(tuple(torch.from_numpy(z[k].astype(np.float32))[None] for k in keys))
-    return out
-
-
-def modality_shapes(x: tuple[torch.Tensor, ...]) -> list[tuple[int, ...]]:
-    """Spatial shape of each modality of one case's inputs: channels of one tensor, or one per knee view."""
-    if len(x) > 1:
-        return [tuple(t.shape[1:]) for t in x]
-    return [tuple(x[0].shape[2:])] * x[0].shape[1]
-
-
 def shard_cases(cases: list[str], shard: int, n_shards: int) -> list[str]:
     """Contiguous, near-equal shards (contiguous keeps FeaturePermutation's case batches together)."""
     return [str(c) for c in np.array_split(np.asarray(cases, dtype=object), n_shards)[shard]]
 
 
-def run_heatmaps(task: str, seed: int, method: str, checkpoint, predictions, data_dir, masks_path, cfg: dict,
-                 out_maps, out_table, shard: int = 0, n_shards: int = 1, threads: int = 1,
-                 device: str = "auto") -> pd.DataFrame:
-    """Explain the predicted class of every test case in the shard with one method."""
-    return run_heatmaps_model(task, seed, [method], checkpoint, predictions, data_dir, masks_path, cfg,
-                              [(out_maps, out_table)], shard, n_shards, threads, device)[method]
+def run_heatmaps(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, data_dir,
+                 masks_path, cfg: dict, outputs: list[tuple], shard: int = 0, n_shards: int = 1, threads: int = 1,
+                 device: str = "auto") -> dict[str, pd.DataFrame]:
+    """One or several methods on (a shard of) one model's test cases: the imports, model and inputs are loaded once.
 
-
-def run_heatmaps_model(task: str, seed: int, methods: list[str], checkpoint, predictions, data_dir, masks_path,
-                       cfg: dict, outputs: list[tuple], shard: int = 0, n_shards: int = 1, threads: int = 1,
-                       device: str = "auto") -> dict[str, pd.DataFrame]:
-    """Several methods on (a shard of) one model's test cases: the imports, model and inputs are loaded once.
-
-    `outputs`: (maps path, table path) per method. Each method's files are written as soon as it is done.
+    `outputs`: (maps path, table path) per method. Each method's files are written as soon as it is done. `cfg`:
+    params (per task and method), batching, and the task's postprocess settings (clinxai.config.task_postprocess_cfg).
     """
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
@@ -70,28 +46,28 @@ def run_heatmaps_model(task: str, seed: int, methods: list[str], checkpoint, pre
     cases = shard_cases(list(pred["case"]), shard, n_shards)
     pred = pred.set_index("case").loc[cases]
     model = load_checkpoint(checkpoint, task=task)
-    inputs = load_inputs(task, data_dir, cases)
+    inputs = [as_tensors(x) for x in load_inputs(kind, data_dir, cases)]
     masks: dict[str, list] = {}  # per supervoxel kind, loaded on first use
     tables = {}
     for method, (out_maps, out_table) in zip(methods, outputs):
-        kind = METHODS[method].feature_mask
-        if kind and kind not in masks:
-            masks[kind] = [load_masks(masks_path, c, kind, task) for c in cases]
+        mask_kind = METHODS[method].feature_mask
+        if mask_kind and mask_kind not in masks:
+            masks[mask_kind] = [load_masks(masks_path, c, mask_kind, kind.layout) for c in cases]
         log.info("%s seed %d %s: %d cases (shard %d/%d) on %s, %d threads", task, seed, method, len(cases),
                  shard + 1, n_shards, dev, torch.get_num_threads())
         # a fresh copy per method: no hook or in-place setting of one method can reach the next
-        tables[method] = _explain_and_save(task, seed, method, copy.deepcopy(model), pred, cases, inputs,
-                                           masks.get(kind), cfg, dev, out_maps, out_table)
+        tables[method] = _explain_and_save(task, kind, seed, method, copy.deepcopy(model), pred, cases, inputs,
+                                           masks.get(mask_kind), cfg, dev, out_maps, out_table)
     return tables
 
 
-def _explain_and_save(task, seed, method, model, pred, cases, inputs, masks, cfg, dev, out_maps, out_table):
+def _explain_and_save(task, kind, seed, method, model, pred, cases, inputs, masks, cfg, dev, out_maps, out_table):
     m = METHODS[method]
     overrides = (cfg.get("params") or {}).get(task, {}).get(method)
     batching = cfg["batching"]
-    maps, seconds = explain(model, task, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
+    maps, seconds = explain(model, kind, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
                             overrides, batching, dev)
-    post_cfg = task_postprocess_cfg(cfg["postprocess"], task)
+    post_cfg = cfg["postprocess"]
     import captum
 
     rows = []

@@ -14,6 +14,7 @@ import numpy as np
 from skimage.segmentation import slic
 
 from .. import ClinxaiError
+from ..tasks import VIEWS, TaskKind
 
 
 def slic_labels(image: np.ndarray, n_segments: int, compactness: float, sigma: float, mask=None) -> np.ndarray:
@@ -55,13 +56,13 @@ def view_masks(views: dict[str, np.ndarray], cfg: dict) -> dict[str, list[np.nda
     return {"specific": masks, "unified": masks}
 
 
-def save_masks(path, masks_by_case: dict, task: str) -> None:
+def save_masks(path, masks_by_case: dict, layout: str) -> None:
     from ..io import atomic_path
 
     flat = {}
     for case, masks in masks_by_case.items():
         for kind, m in masks.items():
-            if task == "knee":
+            if layout == VIEWS:  # one mask per view
                 for i, v in enumerate(m):
                     flat[f"{case}__{kind}__{i}"] = v
             else:
@@ -70,9 +71,9 @@ def save_masks(path, masks_by_case: dict, task: str) -> None:
         np.savez_compressed(fh, **flat)
 
 
-def load_masks(path, case: str, kind: str, task: str):
+def load_masks(path, case: str, kind: str, layout: str):
     with np.load(path) as npz:
-        if task == "knee":
+        if layout == VIEWS:
             keys = [k for k in npz.files if k.startswith(f"{case}__{kind}__")]
             keys.sort(key=lambda k: int(k.rsplit("_", 1)[1]))
             if not keys:
@@ -84,11 +85,11 @@ def load_masks(path, case: str, kind: str, task: str):
         return npz[key]
 
 
-def compute_masks(task: str, data_dir, cases, cfg: dict, workers: int = 1) -> dict:
+def compute_masks(kind: TaskKind, data_dir, cases, cfg: dict, workers: int = 1) -> dict:
     """Masks of every case (in parallel processes; SLIC is deterministic, so the result is the same)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    args = [(task, str(data_dir), c, cfg) for c in cases]
+    args = [(kind, str(data_dir), c, cfg) for c in cases]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_case_masks, args))
@@ -97,14 +98,21 @@ def compute_masks(task: str, data_dir, cases, cfg: dict, workers: int = 1) -> di
     return dict(zip(cases, results))
 
 
-def _case_masks(arg):
-    from pathlib import Path
+def n_features(masks: dict, layout: str) -> int:
+    """Modality-specific features of one case's masks (ids are consecutive over modalities)."""
+    specific = masks["specific"][-1] if layout == VIEWS else masks["specific"]
+    return int(specific.max()) + 1
 
-    task, data_dir, case, cfg = arg
-    with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
-        if task == "knee":
-            return view_masks({v: z[v] for v in ("axial", "coronal", "sagittal")}, cfg)
-        if not z["brain"].any():
-            raise ClinxaiError(f"case {case}: empty brain mask in {data_dir}/arrays/{case}.npz; SLIC needs one. "
-                               "Check the case's images or exclude it (data.<task>.on_bad_case: exclude).")
-        return image_masks(z["image"], z["brain"], cfg)
+
+def _case_masks(arg):
+    from ..data.cases import input_keys, read_case, read_meta
+
+    kind, data_dir, case, cfg = arg
+    if kind.layout == VIEWS:
+        keys = input_keys(kind, read_meta(data_dir))
+        return view_masks(read_case(data_dir, case, keys), cfg)
+    z = read_case(data_dir, case, ["image", "brain"])
+    if not z["brain"].any():
+        raise ClinxaiError(f"case {case}: empty brain mask in {data_dir}/arrays/{case}.npz; SLIC needs one. "
+                           "Check the case's images or exclude it (data.<task>.on_bad_case: exclude).")
+    return image_masks(z["image"], z["brain"], cfg)

@@ -100,26 +100,31 @@ def _run_cases(cases: pd.DataFrame, fn, policy: BadCasePolicy, out_dir: Path, th
     return cases[~cases["case"].isin(failed)].reset_index(drop=True)
 
 
-def prepare(task: str, data_cfg: dict, split_cfg: dict, out: dict, threads: int = 1) -> dict:
-    """Prepare one task. `out` has paths: split, excluded, meta, arrays (a directory)."""
+def _brats(root: Path, data_cfg: dict, grid, policy: BadCasePolicy):
+    return brats.scan(root, policy), lambda r: _prepare_brats_case(r, grid, True), list(brats.CHANNEL_NAMES)
+
+
+def _mrnet(root: Path, data_cfg: dict, grid, policy: BadCasePolicy):
+    boxes_dir = data_cfg.get("boxes_dir")
+    return mrnet.scan(root, policy), lambda r: _prepare_mrnet_case(r, root, boxes_dir, grid), list(mrnet.VIEWS)
+
+
+# Dataset formats a task kind reads (clinxai.tasks.TaskKind.dataset): (cases table, per-case preparation, channels).
+READERS = {"brats": _brats, "mrnet": _mrnet}
+
+
+def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict, threads: int = 1) -> dict:
+    """Prepare one task from a dataset of format `dataset` (READERS). `out` has paths: split, excluded, meta, arrays
+    (a directory)."""
     start = time.perf_counter()
+    if dataset not in READERS:
+        raise ClinxaiError(f"prepare: no reader for dataset format {dataset!r}; known: {', '.join(READERS)}")
     policy = BadCasePolicy(data_cfg.get("on_bad_case", "stop"))
     grid = [int(g) for g in data_cfg["grid"]]
     with atomic_dir(out["arrays"]) as arrays_dir:
-        if task == "glioma":
-            root = Path(data_cfg["root"])
-            cases = brats.scan(root, policy)
-            cases = _run_cases(cases, lambda r: _prepare_brats_case(r, grid, True), policy, arrays_dir, threads)
-            channels = list(brats.CHANNEL_NAMES)
-        elif task == "knee":
-            root = Path(data_cfg["root"])
-            boxes_dir = data_cfg.get("boxes_dir")
-            cases = mrnet.scan(root, policy)
-            cases = _run_cases(cases, lambda r: _prepare_mrnet_case(r, root, boxes_dir, grid), policy, arrays_dir,
-                               threads)
-            channels = list(mrnet.VIEWS)
-        else:
-            raise ClinxaiError(f"prepare: unknown task {task!r}")
+        root = Path(data_cfg["root"])
+        cases, prepare_case, channels = READERS[dataset](root, data_cfg, grid, policy)
+        cases = _run_cases(cases, prepare_case, policy, arrays_dir, threads)
         if cases.empty:
             raise ClinxaiError(f"{task}: every case was excluded; see the excluded list for why.")
         split = stratified_split(cases[["case", "label"]], split_cfg["fractions"], split_cfg["seed"])

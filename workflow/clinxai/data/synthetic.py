@@ -168,9 +168,9 @@ def require_passed_check(check_path) -> None:
                            "(data.synthetic.gan.iterations) or give it more masks, then rerun rule synthetic_gan.")
 
 
-def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_path=None) -> dict:
-    """Write the synthetic task in the prepared layout (split, meta, excluded, arrays/) plus the case table
-    (alignment of every case) and the two ground-truth sets. `cfg`: the `data.synthetic` config section."""
+def make_synthetic(task: str, generator_path, cfg: dict, split_cfg: dict, out: dict, check_path=None) -> dict:
+    """Write a synthetic-kind task in the prepared layout (split, meta, excluded, arrays/) plus the case table
+    (alignment of every case) and the two ground-truth sets. `cfg`: the task's `data.<task>` config section."""
     start = time.perf_counter()
     if check_path is not None:
         require_passed_check(check_path)
@@ -231,7 +231,7 @@ def make_synthetic(generator_path, cfg: dict, split_cfg: dict, out: dict, check_
     save_csv(out["split"], split)
     counts = split.groupby(["split", "label"]).size().unstack(fill_value=0)
     meta = {
-        "task": "synthetic", "channels": list(CHANNELS), "grid": [cfg["size"], cfg["size"]], "root": "synthetic",
+        "task": task, "channels": list(CHANNELS), "grid": [cfg["size"], cfg["size"]], "root": "synthetic",
         "n_cases": n, "n_excluded": 0, "n_groundtruth": n_gt,
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
         "alignment": {"t1c": float(t1c_aligned.mean()), "flair": float(flair_aligned.mean())},

@@ -1,1 +1,2 @@
-"""Evaluation metrics of heatmaps: truthfulness (feature removal, modality importance) and plausibility."""
+"""Formulas only, one concern per module: `removal` (feature removal, ΔAUPC), `modality` (modality Shapley, MI
+correlation), `localisation` (FP, MSFI against a clinical mask), `classification` (accuracy, ROC AUC)."""

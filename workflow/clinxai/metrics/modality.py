@@ -11,11 +11,6 @@ import itertools
 import math
 
 import numpy as np
-import pandas as pd
-import torch
-
-from ..inference import Batcher, FlatLayout
-from .removal import performance
 
 
 def all_subsets(n: int) -> list[tuple[int, ...]]:
@@ -40,31 +35,6 @@ def shapley_values(value: dict, n: int) -> np.ndarray:
             for c in itertools.combinations(others, k):
                 phi[m] += w * (v[frozenset(c) | {m}] - v[frozenset(c)])
     return phi
-
-
-def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], labels: np.ndarray, metric: str,
-                       batch_size: int) -> pd.DataFrame:
-    """v(c) for every modality subset c: one row per subset (modalities kept, performance)."""
-    subsets = all_subsets(len(layout.modality_sizes))
-    keep = np.zeros((len(subsets), layout.n), dtype=bool)
-    slices = layout.modality_slices()
-    for s, c in enumerate(subsets):
-        for m in c:
-            keep[s, slices[m]] = True
-    keep_t = torch.from_numpy(keep)
-    batcher = Batcher(predict, batch_size)
-    for i, x in enumerate(inputs):
-        xt = torch.from_numpy(x)
-        for start in range(0, len(subsets), batch_size):
-            idx = list(range(start, min(start + batch_size, len(subsets))))
-            batcher.add(torch.where(keep_t[idx], xt, torch.zeros(())), [(s, i) for s in idx])
-    batcher.flush()
-    prob1 = np.zeros((len(subsets), len(inputs)), np.float32)
-    pred = np.zeros((len(subsets), len(inputs)), np.int64)
-    for (s, i), p1, pr in batcher.results:
-        prob1[s, i], pred[s, i] = p1, pr
-    perf = performance(metric, labels, prob1, pred)
-    return pd.DataFrame({"subset": [list(c) for c in subsets], "size": [len(c) for c in subsets], "performance": perf})
 
 
 def modality_sums(parts) -> np.ndarray:

@@ -18,12 +18,9 @@ import zlib
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy import ndimage
 
 from .. import ClinxaiError
-from ..inference import FlatLayout
-from ..metrics_basic import roc_auc
+from .classification import roc_auc
 
 REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood")
 NEVER = np.iinfo(np.int16).max
@@ -84,7 +81,7 @@ def baseline_steps(step: np.ndarray, n_baselines: int, seed: int, case: str) -> 
     return np.stack([step[PERMUTATIONS.get(seed, case, b + 1, step.size)] for b in range(n_baselines)])
 
 
-def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, seed: int, case: str,
+def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout, how: str, seed: int, case: str,
                        neighbourhood_size: int = 5, low_quantile: float = 0.5) -> np.ndarray:
     """The value each voxel takes when removed (flat, like `x`).
 
@@ -106,6 +103,8 @@ def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, 
             low = np.flatnonzero(mm <= np.quantile(mm, low_quantile))
             out[sl] = xm[case_rng(seed, case, 1_000_000 + m).choice(low, size=xm.size)]
         elif how == "neighbourhood":
+            from scipy import ndimage
+
             out[sl] = ndimage.uniform_filter(xm.reshape(shapes[m]), size=neighbourhood_size, mode="nearest").ravel()
         else:
             raise ClinxaiError(f"unknown replacement {how!r} (truthfulness.removal.replacement): use one of "
@@ -121,63 +120,6 @@ def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.nda
         flat = prob1.reshape(-1, prob1.shape[-1])
         return np.array([roc_auc(labels, p) for p in flat]).reshape(prob1.shape[:-1])
     raise ClinxaiError(f"unknown performance metric {metric!r} (truthfulness.metric): use accuracy or auc")
-
-
-def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
-                   labels: np.ndarray, cfg: dict, seed: int,
-                   unperturbed: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Perturbation curves of one map per case and of its random baselines, over the whole test set.
-
-    `predict(flat B x N tensor) -> (prob1, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps, baselines,
-    replacement, metric, batch_size, neighbourhood_size, low_quantile. `unperturbed`: {case: (prob1, pred)} of the
-    unchanged inputs, shared by the calls for several methods on one model (filled here when a case is missing).
-    Returns (curves: one row per curve and step; removed: voxels removed per case, curve and step).
-    """
-    qs = removal_fractions(cfg["n_steps"])
-    n_curves, n_steps = 1 + cfg["baselines"], len(qs)
-    prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
-    pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    unperturbed = {} if unperturbed is None else unperturbed
-    # (curve, step) items of a case; (0, 0) is the unperturbed input (no voxel has step <= 0), shared by all curves
-    perturbed = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
-    bs = cfg["batch_size"]
-    for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
-        items = perturbed if case in unperturbed else [(0, 0)] + perturbed
-        if case in unperturbed:
-            prob1[:, 0, c], pred[:, 0, c] = unperturbed[case]
-        step = removal_steps(flat_map, qs)
-        steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
-        for j in range(n_steps):
-            removed[:, j, c] = (steps <= j).sum(axis=1)
-        repl = replacement_values(x, flat_map, layout, cfg["replacement"], seed, case,
-                                  cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5))
-        xt, rt, st = torch.from_numpy(x), torch.from_numpy(repl), torch.from_numpy(steps)
-        # Batches are built in one torch.where each and go straight to the model (no concatenation); batches of
-        # 16-32 are faster per input than 64 on CPU (activations stay in cache).
-        for start in range(0, len(items), bs):
-            chunk = items[start:start + bs]
-            r = torch.tensor([i[0] for i in chunk])
-            j = torch.tensor([i[1] for i in chunk], dtype=torch.int16)
-            p1, pr = predict(torch.where(st.index_select(0, r) <= j[:, None], rt, xt))
-            for (ri, ji), a, b in zip(chunk, p1, pr):
-                if ji == 0:
-                    prob1[:, 0, c], pred[:, 0, c] = a, b
-                    unperturbed[case] = (a, b)
-                else:
-                    prob1[ri, ji, c], pred[ri, ji, c] = a, b
-    if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
-        raise RuntimeError("baselines removed a different number of voxels than the map")
-    perf = performance(cfg["metric"], labels, prob1, pred)
-    n_total = layout.n
-    curves = pd.DataFrame([
-        {"curve": "map" if r == 0 else "baseline", "draw": r, "step": j, "q": float(qs[j]),
-         "performance": float(perf[r, j]), "removed_fraction": float(removed[r, j].mean() / n_total)}
-        for r in range(n_curves) for j in range(n_steps)])
-    removed_df = pd.DataFrame([
-        {"case": case, "draw": r, "step": j, "removed": int(removed[r, j, c])}
-        for c, case in enumerate(cases) for r in range(n_curves) for j in range(n_steps)])
-    return curves, removed_df
 
 
 def aupc(q: np.ndarray, performance: np.ndarray) -> float:

@@ -9,29 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import task_postprocess_cfg
+from .. import ClinxaiError
+from ..attribution.maps import load_maps
+from ..attribution.postprocess import is_layer_map, postprocess
+from ..data.cases import modality_names, montage_arrays
 from ..io import atomic_dir
-from .postprocess import is_layer_map, postprocess
-from .maps import KNEE_VIEWS, load_maps
-
-# The knee views carry no geometry in MRNet's .npy files; they are written with an identity affine.
-KNEE_AFFINE = np.eye(4)
-
-
-def _case_arrays(task: str, data_dir, case: str):
-    """(modality names, per-modality images, affine, per-modality slice index through the lesion)."""
-    with np.load(Path(data_dir) / "arrays" / f"{case}.npz") as z:
-        if task == "knee":
-            images = [z[v] for v in KNEE_VIEWS]
-            # axis 0 is the slice axis of each view: the slice with most menisci-box voxels
-            slices = [int(np.argmax(z[f"box_{v}"].reshape(z[v].shape[0], -1).sum(1))) for v in KNEE_VIEWS]
-            return list(KNEE_VIEWS), images, KNEE_AFFINE, slices, 0
-        image, seg = z["image"], z["seg"]
-        if image.ndim == 3:  # synthetic: 2-D slices, shown whole
-            return None, list(image), z["affine"], [None] * image.shape[0], None
-        area = (seg > 0).reshape(-1, seg.shape[-1]).sum(0)  # axial slices are the last axis
-        k = int(np.argmax(area)) if area.any() else seg.shape[-1] // 2
-        return None, list(image), z["affine"], [k] * image.shape[0], -1
+from ..tasks import TaskKind
 
 
 def _montage(path, names, images, maps, slices, axis, title):
@@ -62,27 +45,26 @@ def _montage(path, names, images, maps, slices, axis, title):
     plt.close(fig)
 
 
-def export_heatmaps(task: str, maps_by_method: dict, predictions, data_dir, meta_path, cases, post_cfg: dict,
+def export_heatmaps(task: str, kind: TaskKind, maps_by_method: dict, predictions, data_dir, meta_path, cases, post_cfg: dict,
                     out_dir) -> int:
-    """Write NIfTI and PNG files for the chosen test cases; returns the number of files written."""
+    """Write NIfTI and PNG files for the chosen test cases; returns the number of files written. Views without
+    geometry (MRNet) get an identity affine."""
     import nibabel as nib
 
     pred = pd.read_csv(predictions, dtype={"case": str}).set_index("case")
     chosen = list(pred.index[:cases]) if isinstance(cases, int) else [str(c) for c in cases]
     missing = [c for c in chosen if c not in pred.index]
     if missing:
-        from .. import ClinxaiError
-
         raise ClinxaiError(f"heatmaps.export.cases: {missing} are not test cases of {task}; "
                            f"test cases are {list(pred.index)}")
     meta = json.loads(Path(meta_path).read_text())
-    cfg = task_postprocess_cfg(post_cfg, task)
+    cfg = post_cfg
     written = 0
     loaded = {m: load_maps(p) for m, p in maps_by_method.items()}
     with atomic_dir(out_dir) as tmp:
         for case in chosen:
-            names, images, affine, slices, axis = _case_arrays(task, data_dir, case)
-            names = names or meta["channels"]
+            names = modality_names(meta)
+            images, affine, slices, axis = montage_arrays(kind, data_dir, case, meta)
             case_dir = Path(tmp) / case
             case_dir.mkdir(parents=True)
             for name, img in zip(names, images):

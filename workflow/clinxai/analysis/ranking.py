@@ -9,26 +9,23 @@ import logging
 
 import pandas as pd
 
+from ..tasks import PAPER_PAIRS
 from .stats import friedman_nemenyi, kendall_rankings, method_matrix
 
 log = logging.getLogger("clinxai.ranking")
 
-# The comparisons the paper reports (SPEC §6), flagged in the Kendall table
-PAPER_PAIRS = {(("glioma", "delta_aupc"), ("knee", "delta_aupc")),
-               (("glioma", "mi_correlation"), ("knee", "mi_correlation")),
-               (("synthetic", "msfi_global"), ("glioma", "mi_correlation")),
-               (("synthetic", "msfi_global"), ("glioma", "delta_aupc"))}
 
-
-def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metric: str, plausibility_score: str):
-    """(task, metric, guideline, blocks, per-unit table) for every metric the run has."""
+def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metric: str, plausibility_score: str,
+                 groundtruth_tasks=()):
+    """(task, metric, guideline, blocks, per-unit table) for every metric the run has. For `groundtruth_tasks`
+    (a known modality importance) the plausibility table's `synthetic_metric` is their G3 truthfulness score."""
     out = []
     for task, t in delta_aupc.items():
         out.append((task, "delta_aupc", "G3", ["seed"], t))
     for task, t in mi.items():
         out.append((task, "mi_correlation", "G3", ["seed", "case"], t))
     for task, t in plausibility.items():
-        if task == "synthetic":
+        if task in groundtruth_tasks:
             out.append((task, synthetic_metric, "G3", ["seed", "case"], t))
         out.append((task, plausibility_score, "G4", ["seed", "case"], t))
     return out
@@ -63,8 +60,10 @@ def compare_methods(units, alpha: float = 0.01, max_missing: float = 0.5):
     return metrics, pd.DataFrame(friedman), nemenyi, matrices
 
 
-def kendall_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Kendall τ-b between the method rankings (by mean) of every two G3 (task, metric) pairs."""
+def kendall_table(metrics: pd.DataFrame, kinds: dict | None = None) -> pd.DataFrame:
+    """Kendall τ-b between the method rankings (by mean) of every two G3 (task, metric) pairs. `kinds`: task -> kind
+    (clinxai.tasks), to flag the comparisons the paper reports."""
+    kinds = kinds or {}
     g3 = metrics[metrics["guideline"] == "G3"]
     keys = sorted(set(zip(g3["task"], g3["metric"])))
     rows = []
@@ -72,7 +71,8 @@ def kendall_table(metrics: pd.DataFrame) -> pd.DataFrame:
         ma = g3[(g3["task"] == a[0]) & (g3["metric"] == a[1])].set_index("method")["mean"]
         mb = g3[(g3["task"] == b[0]) & (g3["metric"] == b[1])].set_index("method")["mean"]
         r = kendall_rankings(ma, mb)
+        ka, kb = (kinds.get(a[0], a[0]), a[1]), (kinds.get(b[0], b[0]), b[1])
         rows.append({"task_a": a[0], "metric_a": a[1], "task_b": b[0], "metric_b": b[1], **r,
-                     "in_paper": (a, b) in PAPER_PAIRS or (b, a) in PAPER_PAIRS})
+                     "in_paper": (ka, kb) in PAPER_PAIRS or (kb, ka) in PAPER_PAIRS})
     return pd.DataFrame(rows, columns=["task_a", "metric_a", "task_b", "metric_b", "tau_b", "p", "n_methods", "note",
                                        "in_paper"])

@@ -7,22 +7,33 @@ method was not evaluated on a task or the metric is undefined for it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .attribution.registry import METHODS
-from .io import atomic_path, save_csv
+from ..analysis.scorecard import NOT_EVALUATED, all_methods
+from ..io import atomic_path, save_csv
+from .labels import METRIC_LABELS
 
-TASK_TITLES = {"glioma": "Glioma", "knee": "Knee", "synthetic": "Synthetic glioma"}
-METRIC_TITLES = {"delta_aupc": "ΔAUPC", "mi_correlation": "MI correlation", "msfi_global": "MSFI (whole map)",
-                 "msfi": "MSFI", "fp": "FP"}
-# Table 2's columns (SPEC §4): feature removal and MI correlation on the real-data tasks, MSFI on the synthetic one
-TABLE2_COLUMNS = [("delta_aupc", "glioma"), ("delta_aupc", "knee"), ("mi_correlation", "glioma"),
-                  ("mi_correlation", "knee"), ("synthetic", "synthetic")]
-TABLE3_TASKS = ["glioma", "knee"]  # the paper's Table 3; the synthetic task's informativeness is in its own CSV
+# `tasks` below: clinxai.tasks.task_records(config), rows of task, kind, title and truthfulness in config order.
+
+
+def titles(tasks: list[dict]) -> dict[str, str]:
+    return {t["task"]: t["title"] for t in tasks}
+
+
+def removal_tasks(tasks: list[dict]) -> list[str]:
+    """Tasks with feature removal and modality Shapley (real-data kinds): Table 2's first columns and Table 3."""
+    return [t["task"] for t in tasks if t["truthfulness"] == "removal"]
+
+
+def table2_columns(tasks: list[dict], groundtruth_metric: str) -> list[tuple[str, str]]:
+    """(metric, task) of Table 2 (SPEC §4): ΔAUPC, then MI correlation, of every removal task; then the reported
+    MSFI of every task with a known ground truth."""
+    removal = removal_tasks(tasks)
+    return [(m, t) for m in ("delta_aupc", "mi_correlation") for t in removal] + \
+        [(groundtruth_metric, t["task"]) for t in tasks if t["truthfulness"] == "groundtruth"]
 
 
 def tables_by_task(paths) -> dict[str, pd.DataFrame]:
@@ -36,10 +47,6 @@ def timing_by_task(paths) -> dict[str, pd.DataFrame]:
     return {Path(p).parts[-3]: pd.read_csv(p) for p in paths}
 
 
-def all_methods() -> list[str]:
-    return sorted(METHODS, key=str.lower)
-
-
 def _num(x, fmt="{:.2f}") -> str:
     return "NaN" if x is None or not np.isfinite(x) else fmt.format(x)
 
@@ -51,14 +58,13 @@ def _seconds(x) -> str:
     return f"{x:.2g}" if x < 10 else f"{x:.0f}"
 
 
-def table2(metrics: pd.DataFrame, synthetic_metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table2(metrics: pd.DataFrame, tasks: list[dict], groundtruth_metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """G3 truthfulness: mean ± std per method; top three in bold, `*` significantly better than the others
     (Friedman + Nemenyi). `metrics` is the statistics stage's metrics.csv."""
     long = metrics[metrics["guideline"] == "G3"].copy()
     wide = pd.DataFrame(index=all_methods())
-    for metric, task in TABLE2_COLUMNS:
-        name = synthetic_metric if task == "synthetic" else metric
-        title = f"{METRIC_TITLES[name]} {TASK_TITLES[task]}"
+    for name, task in table2_columns(tasks, groundtruth_metric):
+        title = f"{METRIC_LABELS[name]} {titles(tasks)[task]}"
         m = long[(long["task"] == task) & (long["metric"] == name)].set_index("method")
         cells = []
         for method in wide.index:
@@ -75,11 +81,11 @@ def table2(metrics: pd.DataFrame, synthetic_metric: str) -> tuple[pd.DataFrame, 
     return long[cols].sort_values(["task", "metric", "method"]).reset_index(drop=True), wide
 
 
-def table3(info: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table3(info: dict[str, pd.DataFrame], tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """G4 informative plausibility: Spearman ρ of the score with the predicted probability (`*` p < 0.05, top
     three in bold), and per task the upper-tailed Mann-Whitney marker with medians (95 % CI) of right and wrong."""
     rows, wide = [], pd.DataFrame(index=all_methods())
-    for task in TABLE3_TASKS:
+    for task in removal_tasks(tasks):  # the paper's Table 3; a ground-truth task's informativeness is in its CSV
         t = info.get(task, pd.DataFrame(columns=["method"])).set_index("method")
         top = set(t.loc[t["spearman_rho"] > 0, "spearman_rho"].nlargest(3).index) if len(t) else set()
         rho, sig, right, wrong = [], [], [], []
@@ -99,7 +105,7 @@ def table3(info: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
                              "value": r[name], "n": r["n"], "n_right": r["n_right"], "n_wrong": r["n_wrong"],
                              "marker": r["mw_marker"] if name.startswith("mw") else "",
                              "note": r["mw_note"] if name.startswith("mw") else r["spearman_note"]})
-        title = TASK_TITLES[task]
+        title = titles(tasks)[task]
         wide[f"Spearman ρ {title}"] = rho
         wide[f"Stat. sig. {title}"] = sig
         wide[f"Right pred. {title}"] = right
@@ -109,10 +115,10 @@ def table3(info: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), wide[order]
 
 
-def table4(timing: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table4(timing: dict[str, pd.DataFrame], tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """G5 computational efficiency: seconds per heatmap per case, mean ± std over models (and cases)."""
     rows, wide = [], pd.DataFrame(index=all_methods())
-    for task in ("glioma", "knee", "synthetic"):
+    for task in titles(tasks):
         t = timing.get(task, pd.DataFrame(columns=["method"])).set_index("method")
         cells = []
         for method in wide.index:
@@ -124,7 +130,7 @@ def table4(timing: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]
             rows.append({"method": method, "task": task, "metric": "seconds_per_heatmap",
                          "mean": r["seconds_per_case_mean"], "std": r["seconds_per_case_std"],
                          "n": r["n_models"]})
-        wide[TASK_TITLES[task]] = cells
+        wide[titles(tasks)[task]] = cells
     return pd.DataFrame(rows, columns=["method", "task", "metric", "mean", "std", "n"]), wide
 
 
@@ -162,73 +168,13 @@ def write_table(long: pd.DataFrame, wide: pd.DataFrame, paths: dict, caption: st
             Path(tmp).write_text(text, encoding="utf-8")
 
 
-NOT_EVALUATED = "not evaluated"  # not "n/a": pandas reads that back from the CSV as a missing value
-
-
-def scorecard(metrics: pd.DataFrame, info: dict[str, pd.DataFrame], timing: dict[str, pd.DataFrame],
-              rules: dict) -> pd.DataFrame:
-    """Per method and task, pass / fail / not evaluated of G3, G4, G5 by the rules in config (`scorecard`), with the values
-    and the rule that decided; plus an "all tasks" row per method: pass where it passes on every task it was
-    evaluated on."""
-    g3, g4, g5 = rules["G3"], rules["G4"], rules["G5"]
-    mean = metrics.set_index(["task", "metric", "method"])["mean"]
-    rows = []
-
-    def add(method, task, guideline, ok, value, rule):
-        rows.append({"method": method, "task": task, "guideline": guideline,
-                     "result": NOT_EVALUATED if ok is None else ("pass" if ok else "fail"), "value": value, "rule": rule})
-
-    tasks = sorted(set(metrics["task"]) | set(info) | set(timing), key=list(TASK_TITLES).index)
-    for task in tasks:
-        for method in all_methods():
-            g3_ok = None
-            if task == "synthetic":
-                v = mean.get(("synthetic", g3["synthetic_metric"], method), math.nan)
-                if np.isfinite(v):
-                    g3_ok = bool(v >= g3["msfi_min"])
-                add(method, task, "G3", g3_ok, v, f"{g3['synthetic_metric']} ≥ {g3['msfi_min']}")
-            else:
-                d = mean.get((task, "delta_aupc", method), math.nan)
-                mi = mean.get((task, "mi_correlation", method), math.nan)
-                if np.isfinite(d):  # MI correlation undefined for modality-agnostic maps: ΔAUPC decides alone
-                    g3_ok = bool(d >= g3["delta_aupc_min"] and (not np.isfinite(mi) or mi >= g3["mi_correlation_min"]))
-                add(method, task, "G3", g3_ok, d,
-                    f"ΔAUPC ≥ {g3['delta_aupc_min']} and MI correlation ≥ {g3['mi_correlation_min']} (where defined)")
-            t = info.get(task)
-            g4_ok, v = None, math.nan
-            if t is not None and method in set(t["method"]):
-                r = t.set_index("method").loc[method]
-                v = r["mw_p"]
-                if np.isfinite(r["mw_p"]):
-                    g4_ok = bool(r["mw_p"] < g4["alpha"] and r["mw_effect"] >= g4["min_effect"])
-                    if g4["requires_g3"] and g3_ok is not True:
-                        g4_ok = False
-            add(method, task, "G4", g4_ok, v,
-                f"upper-tailed Mann-Whitney p < {g4['alpha']} and P(right > wrong) ≥ {g4['min_effect']}"
-                + (" and G3 passed" if g4["requires_g3"] else ""))
-            tm = timing.get(task)
-            g5_ok, v = None, math.nan
-            if tm is not None and method in set(tm["method"]):
-                v = float(tm.set_index("method").loc[method, "seconds_per_case_mean"])
-                g5_ok = bool(v <= g5["max_seconds"])
-            add(method, task, "G5", g5_ok, v, f"seconds per heatmap ≤ {g5['max_seconds']}")
-    card = pd.DataFrame(rows)
-    overall = []
-    for (method, guideline), g in card.groupby(["method", "guideline"]):
-        results = set(g["result"]) - {NOT_EVALUATED}
-        res = NOT_EVALUATED if not results else ("pass" if results == {"pass"} else "fail")
-        overall.append({"method": method, "task": "all", "guideline": guideline, "result": res,
-                        "value": math.nan, "rule": "pass on every task where evaluated"})
-    return pd.concat([card, pd.DataFrame(overall)], ignore_index=True)
-
-
-def scorecard_wide(card: pd.DataFrame) -> pd.DataFrame:
+def scorecard_wide(card: pd.DataFrame, tasks: list[dict]) -> pd.DataFrame:
     """Methods × (task, guideline) with ✓ / ✗ / –, like the bottom row of the paper's Fig. 1."""
     symbol = {"pass": "✓", "fail": "✗", NOT_EVALUATED: "–"}
-    tasks = [t for t in [*TASK_TITLES, "all"] if t in set(card["task"])]
+    names = {**titles(tasks), "all": "all tasks"}
     wide = pd.DataFrame(index=all_methods())
-    for task in tasks:
+    for task in [t for t in names if t in set(card["task"])]:
         for guideline in ("G3", "G4", "G5"):
             g = card[(card["task"] == task) & (card["guideline"] == guideline)].set_index("method")["result"]
-            wide[f"{guideline} {TASK_TITLES.get(task, 'all tasks')}"] = [symbol[g.get(m, NOT_EVALUATED)] for m in wide.index]
+            wide[f"{guideline} {names[task]}"] = [symbol[g.get(m, NOT_EVALUATED)] for m in wide.index]
     return wide

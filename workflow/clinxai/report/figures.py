@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .io import atomic_path
+from ..io import atomic_path
+from .labels import METRIC_LABELS
 
 BEST, WORST = "tab:blue", "tab:red"
-METRIC_LABELS = {"msfi": "MSFI", "fp": "FP", "msfi_global": "MSFI (whole map)", "delta_aupc": "ΔAUPC",
-                 "mi_correlation": "MI correlation"}
 
 
 def _pyplot():
@@ -110,7 +109,7 @@ def critical_difference_plots(matrices: dict, alpha: float, path) -> None:
     crossbars join methods the Nemenyi test does not separate at `alpha`."""
     import scikit_posthocs as sp
 
-    from .stats import critical_difference
+    from ..analysis.stats import critical_difference
 
     plt = _pyplot()
     keys = [k for k, (wide, nem, ranks) in matrices.items() if not nem.empty]

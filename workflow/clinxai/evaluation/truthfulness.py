@@ -1,4 +1,5 @@
-"""The G3 truthfulness stage: feature removal per method, modality Shapley per model, and their summaries."""
+"""The G3 truthfulness stage: feature-removal curves per method and model, modality Shapley values per model (their
+summaries are torch-free, in clinxai.analysis.summaries)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import ClinxaiError
-from .attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
-from .attribution.maps import load_maps, modality_names  # noqa: F401 - modality_names re-exported
-from .attribution.run import load_inputs, modality_shapes
-from .inference import FlatLayout, Predictor, resolve_device
-from .io import save_csv
-from .metrics.modality import identical_across_modalities, mi_correlation, modality_sums, shapley_values
-from .metrics.modality import subset_performance
-from .metrics.removal import delta_aupc, removal_curves
-from .models import load_checkpoint
+from .. import ClinxaiError
+from ..attribution.maps import load_maps
+from ..attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
+from ..data.cases import load_inputs, modality_shapes
+from ..inference import FlatLayout, Predictor, as_tensors, resolve_device
+from ..io import save_csv
+from ..metrics.modality import identical_across_modalities, modality_sums, shapley_values
+from ..metrics.removal import delta_aupc
+from ..models import load_checkpoint
+from ..tasks import TaskKind
+from .perturbation import removal_curves, subset_performance
 
 log = logging.getLogger("clinxai.truthfulness")
 
 
-def _test_set(task: str, data_dir, predictions):
+def _test_set(kind: TaskKind, data_dir, predictions):
     pred = pd.read_csv(predictions, dtype={"case": str})
     if pred.empty:
         raise ClinxaiError(f"{predictions} lists no test cases: the split has an empty test set.")
     cases = list(pred["case"])
-    return cases, pred["label"].to_numpy(int), load_inputs(task, data_dir, cases)
+    return cases, pred["label"].to_numpy(int), [as_tensors(x) for x in load_inputs(kind, data_dir, cases)]
 
 
 def _check_maps(maps: dict, cases: list[str], path) -> None:
@@ -38,8 +40,8 @@ def _check_maps(maps: dict, cases: list[str], path) -> None:
                            "(delete the file) so maps and predictions agree.")
 
 
-def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, predictions, maps: list, data_dir,
-                        cfg: dict, post_cfg: dict, names: list[str], outputs: list[tuple], threads: int = 1,
+def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, maps: list,
+                        data_dir, cfg: dict, post_cfg: dict, names: list[str], outputs: list[tuple], threads: int = 1,
                         device: str = "auto") -> dict[str, pd.DataFrame]:
     """Feature-removal curves of one model for each method, and the modality sums of its processed maps.
 
@@ -48,7 +50,7 @@ def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, pr
     """
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
-    cases, labels, inputs = _test_set(task, data_dir, predictions)
+    cases, labels, inputs = _test_set(kind, data_dir, predictions)
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task), layout, dev, fast=cfg["fast"])
@@ -78,14 +80,14 @@ def run_feature_removal(task: str, seed: int, methods: list[str], checkpoint, pr
     return tables
 
 
-def run_modality_shapley(task: str, seeds: list[int], checkpoints: list, predictions: list, data_dir, cfg: dict,
-                         names: list[str], out_subsets, out_phi, threads: int = 1, device: str = "auto"):
+def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoints: list, predictions: list, data_dir,
+                         cfg: dict, names: list[str], out_subsets, out_phi, threads: int = 1, device: str = "auto"):
     """v(c) on every modality subset and the exact Shapley value of each modality, per model."""
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
     subsets, phis = [], []
     for seed, ckpt, pred_path in zip(seeds, checkpoints, predictions):
-        cases, labels, inputs = _test_set(task, data_dir, pred_path)
+        cases, labels, inputs = _test_set(kind, data_dir, pred_path)
         layout = FlatLayout(inputs[0])
         if len(layout.modality_sizes) != len(names):
             raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
@@ -105,36 +107,3 @@ def run_modality_shapley(task: str, seeds: list[int], checkpoints: list, predict
     phi = pd.DataFrame(phis)
     save_csv(out_phi, phi)
     return phi
-
-
-def delta_aupc_table(curves: pd.DataFrame) -> pd.DataFrame:
-    rows = [{"task": t, "method": m, "seed": s, **delta_aupc(g)}
-            for (t, m, s), g in curves.groupby(["task", "method", "seed"])]
-    return pd.DataFrame(rows)
-
-
-def mi_correlation_table(sums: pd.DataFrame, phi: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Kendall τ-b per (seed, method, case) between φ of the case's model and the map's modality sums."""
-    phi_by_seed = {s: g.set_index("modality").loc[names, "phi"].to_numpy() for s, g in phi.groupby("seed")}
-    rows = []
-    for r in sums.itertuples(index=False):
-        r = r._asdict()
-        if r["seed"] not in phi_by_seed:
-            raise ClinxaiError(f"no modality Shapley values for model seed {r['seed']}")
-        mi = np.array([r[f"mi_{n}"] for n in names], float)
-        tau, p, reason = mi_correlation(phi_by_seed[r["seed"]], mi, bool(r["identical"]))
-        rows.append({"seed": r["seed"], "method": r["method"], "case": r["case"], "mi_correlation": tau,
-                     "p_value": p, "reason": reason})
-    return pd.DataFrame(rows)
-
-
-def summarise(task: str, deltas: pd.DataFrame, mi: pd.DataFrame) -> pd.DataFrame:
-    """Per method: ΔAUPC over the models and MI correlation over all (model, case) pairs, mean ± std and n."""
-    d = deltas.groupby("method")["delta_aupc"].agg(["mean", "std", "count"])
-    d.columns = ["delta_aupc_mean", "delta_aupc_std", "delta_aupc_n"]
-    m = mi.groupby("method")["mi_correlation"].agg(["mean", "std", "count"])
-    m.columns = ["mi_correlation_mean", "mi_correlation_std", "mi_correlation_n"]
-    reasons = mi[mi["reason"] != ""].groupby("method")["reason"].agg(lambda r: "; ".join(sorted(set(r))))
-    out = d.join(m, how="outer").join(reasons.rename("mi_correlation_nan_reason"), how="left")
-    out["mi_correlation_nan_reason"] = out["mi_correlation_nan_reason"].fillna("")
-    return out.reset_index().assign(task=task)

@@ -1,6 +1,6 @@
-"""Truthfulness on the synthetic task (SPEC §4): ground-truth modality importance from the two ground-truth test
-sets, and the per-method summary of MSFI against the known features (the per-case scores come from the
-plausibility stage, clinxai.plausibility, with the T1C tumour as mask and this importance as φ)."""
+"""Truthfulness where the modality importance is known (the synthetic kind, SPEC §4): each model's accuracy on the two
+ground-truth test sets gives φ. MSFI of every map against the known features comes from the plausibility stage
+(clinxai.evaluation.plausibility) with this φ; its per-method summary is clinxai.analysis.summaries.summarise_msfi."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import ClinxaiError
-from .data.synthetic import CHANNELS, GROUND_TRUTH_SETS
-from .inference import resolve_device
-from .io import save_csv
-from .models import load_checkpoint
-from .training import predict
+from .. import ClinxaiError
+from ..data.synthetic import CHANNELS, GROUND_TRUTH_SETS
+from ..inference import predict, resolve_device
+from ..io import save_csv
+from ..models import load_checkpoint
 
 log = logging.getLogger("clinxai.synthetic")
 
@@ -29,7 +28,7 @@ def load_groundtruth(gt_dir, name: str) -> tuple[torch.Tensor, np.ndarray]:
         return torch.from_numpy(z["image"].astype(np.float32)), z["label"].astype(int)
 
 
-def run_groundtruth(seeds, checkpoints, gt_dir, out_accuracy, out_phi, batch_size: int = 32, threads: int = 1,
+def run_groundtruth(task: str, seeds, checkpoints, gt_dir, out_accuracy, out_phi, batch_size: int = 32, threads: int = 1,
                     device: str = "auto") -> pd.DataFrame:
     """Accuracy of every model on the "T1C" and "FLAIR" sets, and the ground-truth importance phi per modality:
     phi_T1C = Acc_T1C, phi_FLAIR = Acc_FLAIR, 0 for T1 and T2 (they never show label information)."""
@@ -38,7 +37,7 @@ def run_groundtruth(seeds, checkpoints, gt_dir, out_accuracy, out_phi, batch_siz
     sets = {name: load_groundtruth(gt_dir, name) for name in GROUND_TRUTH_SETS}
     rows, phis = [], []
     for seed, ckpt in zip(seeds, checkpoints):
-        model = load_checkpoint(ckpt, task="synthetic").to(dev)
+        model = load_checkpoint(ckpt, task=task).to(dev)
         acc = {}
         for name, (x, y) in sets.items():
             prob = predict(model, (x,), batch_size, dev)
@@ -51,15 +50,3 @@ def run_groundtruth(seeds, checkpoints, gt_dir, out_accuracy, out_phi, batch_siz
     save_csv(out_accuracy, table)
     save_csv(out_phi, pd.DataFrame(phis))
     return table
-
-
-def summarise_msfi(tables: list[pd.DataFrame], accuracy: pd.DataFrame, report_metric: str) -> pd.DataFrame:
-    """Per method: mean, std and n of msfi and msfi_global over all (model, case) pairs; the reported metric."""
-    t = pd.concat(tables, ignore_index=True)
-    out = t.groupby("method").agg(msfi_mean=("msfi", "mean"), msfi_std=("msfi", "std"), msfi_n=("msfi", "count"),
-                                  msfi_global_mean=("msfi_global", "mean"), msfi_global_std=("msfi_global", "std"),
-                                  msfi_global_n=("msfi_global", "count"), fp_mean=("fp", "mean"))
-    out["reported"] = report_metric
-    out["acc_t1c"] = accuracy.loc[accuracy["set"] == "T1C", "accuracy"].mean()
-    out["acc_flair"] = accuracy.loc[accuracy["set"] == "FLAIR", "accuracy"].mean()
-    return out.reset_index().assign(task="synthetic")

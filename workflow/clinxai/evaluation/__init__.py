@@ -1,0 +1,1 @@
+"""Stage runners: truthfulness (feature removal, modality Shapley), plausibility and ground-truth importance."""
