@@ -86,7 +86,11 @@ def data_inputs(task):
 
 
 def prepare_params(task):
-    return {**config["data"][task], "root": data_root(config, task, RESULTS), "boxes_dir": mask_folder(config, task, RESULTS)}
+    return {
+        **config["data"][task],
+        "root": data_root(config, task, RESULTS),
+        "boxes_dir": mask_folder(config, task, RESULTS),
+    }
 
 
 def prepared(task):
@@ -204,9 +208,7 @@ def removal_outputs(task, seed, method):
 
 
 def grouped_removal_outputs(task):
-    return {
-        f"{k}_{m}": p for m in task_methods(config, task) for k, p in removal_outputs("{task}", "{seed}", m).items()
-    }
+    return {f"{k}_{m}": p for m in task_methods(config, task) for k, p in removal_outputs("{task}", "{seed}", m).items()}
 
 
 def all_removal_outputs(task, key):

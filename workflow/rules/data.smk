@@ -8,18 +8,18 @@ for _phantom, _task in PHANTOMS.items():
             f"phantom_{_phantom}"
         output:
             root=directory(f"{RESULTS}/phantoms/{_phantom}"),
-        params:
-            dataset=_phantom,
-            phantom=config["data"][_task]["phantom"],
         log:
             f"{RESULTS}/logs/phantom_{_phantom}.log",
         benchmark:
             f"{RESULTS}/benchmarks/phantom_{_phantom}.tsv"
+        conda:
+            "../../envs/data.yaml"
         threads: res(f"phantom_{_phantom}", "threads")
         resources:
             **rule_resources(f"phantom_{_phantom}"),
-        conda:
-            "../../envs/data.yaml"
+        params:
+            dataset=_phantom,
+            phantom=config["data"][_task]["phantom"],
         script:
             "../scripts/phantom.py"
 
@@ -32,19 +32,19 @@ rule prepare_data:
         excluded=f"{RESULTS}/{{task}}/data/excluded.csv",
         meta=f"{RESULTS}/{{task}}/data/meta.json",
         arrays=directory(f"{RESULTS}/{{task}}/data/arrays"),
-    wildcard_constraints:
-        task=one_of(PREPARED_TASKS),  # generated tasks' data come from rule synthetic_data
-    params:
-        data=lambda wc: prepare_params(wc.task),
-        split=config["split"],
     log:
         f"{RESULTS}/logs/prepare_data/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data/{{task}}.tsv"
+    wildcard_constraints:
+        task=one_of(PREPARED_TASKS),  # generated tasks' data come from rule synthetic_data
+    conda:
+        "../../envs/data.yaml"
     threads: res("prepare_data", "threads")
     resources:
         **rule_resources("prepare_data", scale_mem=True),
-    conda:
-        "../../envs/data.yaml"
+    params:
+        data=lambda wc: prepare_params(wc.task),
+        split=config["split"],
     script:
         "../scripts/prepare_data.py"

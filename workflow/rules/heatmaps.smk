@@ -9,17 +9,17 @@ rule supervoxels:
         arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
         masks=f"{RESULTS}/{{task}}/heatmaps/supervoxels.npz",
-    params:
-        cfg=lambda wc: task_setting(config, "heatmaps.supervoxels", wc.task),
     log:
         f"{RESULTS}/logs/supervoxels/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/supervoxels/{{task}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: res("supervoxels", "threads")
     resources:
         **rule_resources("supervoxels"),
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        cfg=lambda wc: task_setting(config, "heatmaps.supervoxels", wc.task),
     script:
         "../scripts/supervoxels.py"
 
@@ -29,23 +29,23 @@ rule heatmaps:
         unpack(heatmap_inputs),
     output:
         **heatmap_outputs("{task}", "{seed}", "{method}"),
+    log:
+        f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}_{{method}}.tsv"
     wildcard_constraints:
         method=one_of([] if GROUP_HEATMAPS else UNSHARDED),
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("heatmaps", "threads")
+    resources:
+        **rule_resources("heatmaps", scale_mem=True),
     params:
         cfg=heatmap_cfg,
         methods=lambda wc: [wc.method],
         device=config["training"]["device"],
         shard=0,
         n_shards=1,
-    log:
-        f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}_{{method}}.tsv"
-    threads: res("heatmaps", "threads")
-    resources:
-        **rule_resources("heatmaps", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/heatmaps.py"
 
@@ -61,23 +61,23 @@ for _task in TASKS if GROUP_HEATMAPS else []:
             unpack(heatmap_inputs),
         output:
             **grouped_heatmap_outputs(_task),
+        log:
+            f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        conda:
+            "../../envs/torch.yaml"
+        threads: res("heatmaps", "threads")
+        resources:
+            **rule_resources("heatmaps", scale_mem=True),
         params:
             cfg=lambda wc: heatmap_cfg(wc, model_methods(wc.task)),
             methods=model_methods(_task),
             device=config["training"]["device"],
             shard=0,
             n_shards=1,
-        log:
-            f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}.tsv"
-        threads: res("heatmaps", "threads")
-        resources:
-            **rule_resources("heatmaps", scale_mem=True),
-        conda:
-            "../../envs/torch.yaml"
         script:
             "../scripts/heatmaps.py"
 
@@ -88,25 +88,25 @@ rule heatmaps_shard:
     output:
         maps=shard_outputs("npz"),
         table=shard_outputs("csv"),
+    log:
+        f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}_{{shard}}of{{n}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}_{{method}}_{{shard}}of{{n}}.tsv"
     wildcard_constraints:
         method=one_of(SHARDED),
         shard=r"\d+",
         n=r"\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("heatmaps", "threads")
+    resources:
+        **rule_resources("heatmaps", scale_mem=True),
     params:
         cfg=heatmap_cfg,
         methods=lambda wc: [wc.method],
         device=config["training"]["device"],
         shard=lambda wc: int(wc.shard) - 1,
         n_shards=lambda wc: int(wc.n),
-    log:
-        f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}_{{shard}}of{{n}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}_{{method}}_{{shard}}of{{n}}.tsv"
-    threads: res("heatmaps", "threads")
-    resources:
-        **rule_resources("heatmaps", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/heatmaps.py"
 
@@ -117,15 +117,15 @@ rule merge_heatmaps:
         tables=lambda wc: shard_files(wc, "tables"),
     output:
         **heatmap_outputs("{task}", "{seed}", "{method}"),
-    wildcard_constraints:
-        method=one_of(SHARDED),
     log:
         f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}_merge.log",
+    wildcard_constraints:
+        method=one_of(SHARDED),
+    conda:
+        "../../envs/torch.yaml"
     threads: res("merge_heatmaps", "threads")
     resources:
         **rule_resources("merge_heatmaps"),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/merge_heatmaps.py"
 
@@ -138,11 +138,11 @@ rule heatmap_timing:
         status=f"{RESULTS}/{{task}}/heatmaps/status.csv",
     log:
         f"{RESULTS}/logs/heatmap_timing/{{task}}.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("heatmap_timing", "threads")
     resources:
         **rule_resources("heatmap_timing"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/heatmap_timing.py"
 
@@ -155,17 +155,17 @@ rule export_heatmaps:
         arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
         root=directory(f"{RESULTS}/{{task}}/heatmaps/export"),
+    log:
+        f"{RESULTS}/logs/export_heatmaps/{{task}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("export_heatmaps", "threads")
+    resources:
+        **rule_resources("export_heatmaps"),
     params:
         methods=lambda wc: task_methods(config, wc.task),
         cases=config["heatmaps"]["export"]["cases"],
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         seed=SEEDS[0],
-    log:
-        f"{RESULTS}/logs/export_heatmaps/{{task}}.log",
-    threads: res("export_heatmaps", "threads")
-    resources:
-        **rule_resources("export_heatmaps"),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/export_heatmaps.py"

@@ -12,23 +12,23 @@ rule plausibility:
         arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
         table=plausibility_table("{task}", "{method}"),
+    log:
+        f"{RESULTS}/logs/plausibility/{{task}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plausibility/{{task}}_{{method}}.tsv"
     wildcard_constraints:
         task=one_of(PLAUSIBILITY_TASKS),
         method=one_of(ALL_METHODS),
+    conda:
+        "../../envs/stats.yaml"
+    threads: res("plausibility", "threads")
+    resources:
+        **rule_resources("plausibility"),
     params:
         seeds=SEEDS,
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         phi_normalisation=lambda wc: task_setting(config, "plausibility.phi_normalisation", wc.task),
         dilation=lambda wc: mask_dilation(config, wc.task),
-    log:
-        f"{RESULTS}/logs/plausibility/{{task}}_{{method}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/plausibility/{{task}}_{{method}}.tsv"
-    threads: res("plausibility", "threads")
-    resources:
-        **rule_resources("plausibility"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/plausibility.py"
 
@@ -43,16 +43,16 @@ rule informativeness:
             category="G4 informative plausibility",
             subcategory="{task}",
         ),
-    params:
-        score=config["plausibility"]["score"],
-        level=config["statistics"]["ci_level"],
     log:
         f"{RESULTS}/logs/informativeness/{{task}}.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("informativeness", "threads")
     resources:
         **rule_resources("informativeness"),
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        score=config["plausibility"]["score"],
+        level=config["statistics"]["ci_level"],
     script:
         "../scripts/informativeness.py"
 
@@ -67,15 +67,15 @@ rule fig5_right_wrong:
             category="G4 informative plausibility",
             subcategory="{task}",
         ),
-    params:
-        score=config["plausibility"]["score"],
-        max_points=config["statistics"]["fig5_max_points"],
     log:
         f"{RESULTS}/logs/fig5/{{task}}.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("fig5_right_wrong", "threads")
     resources:
         **rule_resources("fig5_right_wrong"),
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        score=config["plausibility"]["score"],
+        max_points=config["statistics"]["fig5_max_points"],
     script:
         "../scripts/fig5_right_wrong.py"

@@ -9,16 +9,16 @@ rule tables:
         timing=timing_tables(),
     output:
         **{f"{name}_{k}": v for name in TABLE_CAPTIONS for k, v in table_report(name).items()},
-    params:
-        tasks=TASK_RECORDS,
-        synthetic_metric=GROUNDTRUTH_METRIC,
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("tables", "threads")
     resources:
         **rule_resources("tables"),
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        tasks=TASK_RECORDS,
+        synthetic_metric=GROUNDTRUTH_METRIC,
     script:
         "../scripts/tables.py"
 
@@ -32,17 +32,17 @@ rule scorecard:
         csv=report(f"{RESULTS}/tables/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard"),
         md=f"{RESULTS}/tables/scorecard.md",
         figure=report(f"{RESULTS}/figures/scorecard.png", caption="../report/scorecard.rst", category="Scorecard"),
+    log:
+        f"{RESULTS}/logs/scorecard.log",
+    conda:
+        "../../envs/stats.yaml"
+    threads: res("scorecard", "threads")
+    resources:
+        **rule_resources("scorecard"),
     params:
         tasks=TASK_RECORDS,
         rules=config["scorecard"],
         synthetic_metric=GROUNDTRUTH_METRIC,
-    log:
-        f"{RESULTS}/logs/scorecard.log",
-    threads: res("scorecard", "threads")
-    resources:
-        **rule_resources("scorecard"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/scorecard.py"
 
@@ -51,14 +51,14 @@ rule run_info:
     output:
         versions=report(f"{RESULTS}/report/versions.csv", caption="../report/run_info.rst", category="Run"),
         config=report(f"{RESULTS}/report/config.yaml", caption="../report/run_info.rst", category="Run"),
-    params:
-        config=config,
     log:
         f"{RESULTS}/logs/run_info.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("run_info", "threads")
     resources:
         **rule_resources("run_info"),
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        config=config,
     script:
         "../scripts/run_info.py"

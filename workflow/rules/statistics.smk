@@ -15,6 +15,13 @@ rule method_statistics:
         cd_plots=report(
             f"{RESULTS}/figures/critical_difference.png", caption="../report/cd_plots.rst", category=STATS_CATEGORY
         ),
+    log:
+        f"{RESULTS}/logs/method_statistics.log",
+    conda:
+        "../../envs/stats.yaml"
+    threads: res("method_statistics", "threads")
+    resources:
+        **rule_resources("method_statistics"),
     params:
         tasks=TASK_RECORDS,
         synthetic_metric=GROUNDTRUTH_METRIC,
@@ -22,12 +29,5 @@ rule method_statistics:
         alpha=config["statistics"]["nemenyi_alpha"],
         cd_alpha=config["statistics"]["cd_alpha"],
         max_missing=config["statistics"]["max_missing"],
-    log:
-        f"{RESULTS}/logs/method_statistics.log",
-    threads: res("method_statistics", "threads")
-    resources:
-        **rule_resources("method_statistics"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/method_statistics.py"

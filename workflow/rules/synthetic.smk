@@ -12,20 +12,20 @@ rule synthetic_gan:
         losses=gan_outputs("{task}")["losses"],
         samples=report(gan_outputs("{task}")["samples"], caption="../report/gan_samples.rst", category="Synthetic task"),
         check=gan_outputs("{task}")["check"],
-    wildcard_constraints:
-        task=one_of(GENERATED_TASKS),
-    params:
-        gan=lambda wc: config["data"][wc.task]["gan"],
-        device=config["training"]["device"],
     log:
         f"{RESULTS}/logs/synthetic_gan/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/synthetic_gan/{{task}}.tsv"
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
+    conda:
+        "../../envs/torch.yaml"
     threads: res("synthetic_gan", "threads")
     resources:
         **rule_resources("synthetic_gan", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        gan=lambda wc: config["data"][wc.task]["gan"],
+        device=config["training"]["device"],
     script:
         "../scripts/synthetic_gan.py"
 
@@ -41,20 +41,20 @@ rule synthetic_data:
         arrays=directory(prepared("{task}")["arrays"]),
         cases=f"{RESULTS}/{{task}}/data/cases.csv",
         groundtruth=directory(groundtruth_sets("{task}")),
-    wildcard_constraints:
-        task=one_of(GENERATED_TASKS),
-    params:
-        cfg=lambda wc: synthetic_data_cfg(wc.task),
-        split=lambda wc: synthetic_split(wc.task),
     log:
         f"{RESULTS}/logs/synthetic_data/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/synthetic_data/{{task}}.tsv"
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
+    conda:
+        "../../envs/data.yaml"
     threads: res("synthetic_data", "threads")
     resources:
         **rule_resources("synthetic_data", scale_mem=True),
-    conda:
-        "../../envs/data.yaml"
+    params:
+        cfg=lambda wc: synthetic_data_cfg(wc.task),
+        split=lambda wc: synthetic_split(wc.task),
     script:
         "../scripts/synthetic_data.py"
 
@@ -66,18 +66,18 @@ rule synthetic_groundtruth:
     output:
         accuracy=groundtruth_outputs("{task}")["accuracy"],
         phi=groundtruth_outputs("{task}")["phi"],
-    wildcard_constraints:
-        task=one_of(GENERATED_TASKS),
-    params:
-        seeds=SEEDS,
-        device=config["training"]["device"],
     log:
         f"{RESULTS}/logs/synthetic_groundtruth/{{task}}.log",
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
+    conda:
+        "../../envs/torch.yaml"
     threads: res("synthetic_groundtruth", "threads")
     resources:
         **rule_resources("synthetic_groundtruth", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        seeds=SEEDS,
+        device=config["training"]["device"],
     script:
         "../scripts/synthetic_groundtruth.py"
 
@@ -88,16 +88,16 @@ rule synthetic_summary:
         accuracy=groundtruth_outputs("{task}")["accuracy"],
     output:
         summary=groundtruth_outputs("{task}")["summary"],
-    wildcard_constraints:
-        task=one_of(GENERATED_TASKS),
-    params:
-        report=GROUNDTRUTH_METRIC,
     log:
         f"{RESULTS}/logs/synthetic_summary/{{task}}.log",
+    wildcard_constraints:
+        task=one_of(GENERATED_TASKS),
+    conda:
+        "../../envs/stats.yaml"
     threads: res("synthetic_summary", "threads")
     resources:
         **rule_resources("synthetic_summary"),
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        report=GROUNDTRUTH_METRIC,
     script:
         "../scripts/synthetic_summary.py"

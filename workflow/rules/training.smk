@@ -6,18 +6,18 @@ rule train:
         unpack(train_inputs),
     output:
         **model_outputs("{task}", "{seed}"),
-    params:
-        cfg=lambda wc: task_setting(config, "training", wc.task),
-        device=config["training"]["device"],
     log:
         f"{RESULTS}/logs/train/{{task}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{task}}_seed{{seed}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: res("train", "threads")
     resources:
         **rule_resources("train", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        cfg=lambda wc: task_setting(config, "training", wc.task),
+        device=config["training"]["device"],
     script:
         "../scripts/train.py"
 
@@ -29,10 +29,10 @@ rule model_summary:
         table=f"{RESULTS}/{{task}}/models/summary.csv",
     log:
         f"{RESULTS}/logs/model_summary/{{task}}.log",
+    conda:
+        "../../envs/stats.yaml"
     threads: res("model_summary", "threads")
     resources:
         **rule_resources("model_summary"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/model_summary.py"

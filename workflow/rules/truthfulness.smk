@@ -10,23 +10,23 @@ rule feature_removal:
         unpack(lambda wc: removal_inputs(wc, [wc.method])),
     output:
         **removal_outputs("{task}", "{seed}", "{method}"),
+    log:
+        f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}_{{method}}.tsv"
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
         method=one_of([] if GROUP_REMOVAL else ALL_METHODS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("feature_removal", "threads")
+    resources:
+        **rule_resources("feature_removal", scale_mem=True),
     params:
         cfg=lambda wc: removal_cfg(config, wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         device=config["training"]["device"],
         methods=lambda wc: [wc.method],
-    log:
-        f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}_{{method}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}_{{method}}.tsv"
-    threads: res("feature_removal", "threads")
-    resources:
-        **rule_resources("feature_removal", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/feature_removal.py"
 
@@ -40,22 +40,22 @@ for _task in REMOVAL_TASKS if GROUP_REMOVAL else []:
             unpack(lambda wc: removal_inputs(wc, task_methods(config, wc.task))),
         output:
             **grouped_removal_outputs(_task),
+        log:
+            f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        conda:
+            "../../envs/torch.yaml"
+        threads: res("feature_removal", "threads")
+        resources:
+            **rule_resources("feature_removal", scale_mem=True),
         params:
             cfg=lambda wc: removal_cfg(config, wc.task),
             postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
             device=config["training"]["device"],
             methods=task_methods(config, _task),
-        log:
-            f"{RESULTS}/logs/feature_removal/{{task}}_seed{{seed}}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}.tsv"
-        threads: res("feature_removal", "threads")
-        resources:
-            **rule_resources("feature_removal", scale_mem=True),
-        conda:
-            "../../envs/torch.yaml"
         script:
             "../scripts/feature_removal.py"
 
@@ -68,21 +68,21 @@ rule modality_shapley:
         arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
         **shapley_outputs("{task}"),
-    wildcard_constraints:
-        task=one_of(REMOVAL_TASKS),
-    params:
-        seeds=SEEDS,
-        cfg=lambda wc: shapley_cfg(wc.task),
-        device=config["training"]["device"],
     log:
         f"{RESULTS}/logs/modality_shapley/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/modality_shapley/{{task}}.tsv"
+    wildcard_constraints:
+        task=one_of(REMOVAL_TASKS),
+    conda:
+        "../../envs/torch.yaml"
     threads: res("modality_shapley", "threads")
     resources:
         **rule_resources("modality_shapley", scale_mem=True),
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        seeds=SEEDS,
+        cfg=lambda wc: shapley_cfg(wc.task),
+        device=config["training"]["device"],
     script:
         "../scripts/modality_shapley.py"
 
@@ -95,15 +95,15 @@ rule truthfulness_summary:
         meta=lambda wc: prepared(wc.task)["meta"],
     output:
         **truthfulness_outputs("{task}"),
-    wildcard_constraints:
-        task=one_of(REMOVAL_TASKS),
     log:
         f"{RESULTS}/logs/truthfulness_summary/{{task}}.log",
+    wildcard_constraints:
+        task=one_of(REMOVAL_TASKS),
+    conda:
+        "../../envs/stats.yaml"
     threads: res("truthfulness_summary", "threads")
     resources:
         **rule_resources("truthfulness_summary"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/truthfulness_summary.py"
 
@@ -119,14 +119,14 @@ rule fig3_perturbation_curves:
             category="G3 truthfulness",
             subcategory="{task}",
         ),
-    wildcard_constraints:
-        task=one_of(REMOVAL_TASKS),
     log:
         f"{RESULTS}/logs/fig3/{{task}}.log",
+    wildcard_constraints:
+        task=one_of(REMOVAL_TASKS),
+    conda:
+        "../../envs/stats.yaml"
     threads: res("fig3_perturbation_curves", "threads")
     resources:
         **rule_resources("fig3_perturbation_curves"),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/fig3_perturbation_curves.py"
