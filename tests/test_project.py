@@ -51,3 +51,18 @@ def test_conda_envs_agree_with_pyproject():
             if isinstance(dep, str) and not dep.startswith("python"):
                 name = CONDA_NAMES.get(dep.split("=")[0], dep.split("=")[0])
                 assert name in names, f"{env.name}: {name} is not a dependency in pyproject.toml"
+
+
+def test_light_modules_do_not_import_torch():
+    """Summaries, statistics, tables, figures and plausibility run in envs/stats.yaml, which has no torch: importing
+    them must not pull it in (tests/test_envs.py checks the same statically, rule by rule)."""
+    import subprocess
+    import sys
+
+    light = ["clinxai.analysis.summaries", "clinxai.analysis.stats", "clinxai.analysis.ranking",
+             "clinxai.analysis.scorecard", "clinxai.analysis.timing", "clinxai.report.tables", "clinxai.report.figures",
+             "clinxai.evaluation.plausibility", "clinxai.data.cases", "clinxai.config", "clinxai.tasks"]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in light) + "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "workflow")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

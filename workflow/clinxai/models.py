@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import ClinxaiError
+from .data.mrnet import VIEWS
 
 DENSENET121_BLOCKS = (6, 12, 24, 16)  # DenseNet121: init_features 64, growth_rate 32
 
@@ -81,7 +82,7 @@ class SliceEncoder(nn.Module):
 class KneeNet(nn.Module):
     """Feature-level fusion of three MRNet views: one encoder per view, concatenation, one logit."""
 
-    views = ("axial", "coronal", "sagittal")
+    views = VIEWS  # the MRNet layout's views, in the order of the forward arguments
 
     def __init__(self, widths=(32, 64, 128)):
         super().__init__()

@@ -23,8 +23,8 @@ import pandas as pd
 from scipy import ndimage
 
 from ..io import atomic_dir
+from .mrnet import VIEWS
 
-VIEWS = ("axial", "coronal", "sagittal")
 
 LABELS = {"background": 0, "soft": 1, "bone": 2, "cartilage": 3, "meniscus": 4, "fluid": 5, "degeneration": 6}
 # Relative intensity of each tissue per view (index = label value).
