@@ -1,6 +1,8 @@
 """Dry runs: the demo and paper DAGs resolve, and a bad config stops before any job starts."""
 import re
 
+import yaml
+
 from helpers import overlay, snakemake, workdir
 
 
@@ -83,3 +85,22 @@ def test_parsing_the_workflow_imports_no_torch(tmp_path):
     assert "clinxai.config" in imported  # the check sees the workflow's own imports
     heavy = sorted(imported & {"torch", "captum", "monai", "scipy.ndimage", "skimage", "matplotlib"})
     assert not heavy, f"the rule files import {heavy} at parse time; move what they call into clinxai.config"
+
+
+def test_tasks_named_by_the_user(tmp_path):
+    """Tasks are a name plus a kind: the demo's three kinds under other names plan the same rules, per name; settings
+    the config gives for the demo's names do not leak to the new ones (their kinds' defaults apply)."""
+    wd = workdir(tmp_path)
+    demo = yaml.safe_load((wd / "config/config.yaml").read_text())
+    renamed = overlay(wd, "renamed.yaml", {"tasks": ["brain", "knees", "slices"], "data": {
+        "brain": {**demo["data"]["glioma"], "kind": "glioma"},
+        "knees": {**demo["data"]["knee"], "kind": "knee"},
+        "slices": {**demo["data"]["synthetic"], "kind": "synthetic", "source_task": "brain"}}})
+    res = snakemake(wd, "-n", "--quiet", "rules", "--configfile", "config/config.yaml", renamed)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = planned_jobs(res.stdout)
+    assert jobs["heatmaps_brain"] == jobs["heatmaps_knees"] == jobs["heatmaps_slices"] == 5
+    assert jobs["feature_removal_brain"] == jobs["feature_removal_knees"] == 5 and "feature_removal_slices" not in jobs
+    assert jobs["synthetic_gan"] == jobs["synthetic_data"] == jobs["prepare_data"] // 2 == 1
+    assert jobs["phantom_brats"] == jobs["phantom_mrnet"] == 1
+    assert not any(name.endswith(("_glioma", "_knee", "_synthetic")) for name in jobs)
