@@ -218,3 +218,29 @@ def test_fast_predictor_agrees_with_the_eager_model(task):
     with torch.no_grad():
         ref = torch.softmax(model.eval()(*layout.unflatten(flat)), 1)[:, 1].numpy()
     np.testing.assert_allclose(p_slow, ref, atol=1e-6)
+
+
+# A game whose players 1 and 3 are symmetric: worths are accuracies k/24, so φ_1 = φ_3 exactly (both 5/36). Summed in
+# floats, as before, they came out as 0.1388888888888889 and 0.13888888888888887 and Kendall τ-b broke their tie.
+TIED = {(): 6, (0,): 16, (1,): 4, (2,): 9, (3,): 4, (0, 1): 4, (0, 2): 24, (0, 3): 4, (1, 2): 3, (1, 3): 19,
+        (2, 3): 3, (0, 1, 2): 8, (0, 1, 3): 17, (0, 2, 3): 8, (1, 2, 3): 22, (0, 1, 2, 3): 19}
+
+
+def test_equal_shapley_values_are_equal_floats():
+    from fractions import Fraction
+
+    from scipy.stats import kendalltau
+
+    phi = shapley_values({c: k / 24 for c, k in TIED.items()}, 4)
+    assert phi[1] == phi[3] == float(Fraction(5, 36))
+    # exact reference: the same sums in fractions, from the counts themselves
+    exact = shapley_values({c: Fraction(k, 24) for c, k in TIED.items()}, 4)
+    assert list(phi) == list(exact)
+    mi = np.array([0.3, 0.2, 0.1, 0.4])  # φ ties at 1 and 3, MI does not: τ-b with one tied pair in φ
+    tau, p, _ = mi_correlation(phi, mi)
+    ref = kendalltau([float(Fraction(x)) for x in exact], mi, variant="b")
+    assert (tau, p) == (ref.statistic, ref.pvalue)
+    # by hand: φ = (11, 10, 8, 10) / 72. Pairs against MI: (0,1) C, (0,2) C, (0,3) D, (1,2) C, (1,3) tied in φ,
+    # (2,3) C, so τ_b = (4 - 1) / sqrt((6 - 1) · 6). With the tie broken by rounding noise (φ_1 > φ_3) the pair (1,3)
+    # became discordant and τ_b = (4 - 2) / 6 = 0.33: the defect this guards against.
+    assert tau == pytest.approx(3 / np.sqrt(30))

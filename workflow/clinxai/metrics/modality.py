@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
+
+# Performances are ratios of counts (accuracy k/n, ROC AUC U/(n_pos n_neg) with half credit for ties): their exact
+# fraction is recovered from the float, whose rounding error is far below the gap between two such fractions.
+MAX_DENOMINATOR = 10**7
 
 
 def all_subsets(n: int) -> list[tuple[int, ...]]:
@@ -21,20 +26,22 @@ def all_subsets(n: int) -> list[tuple[int, ...]]:
 def shapley_values(value: dict, n: int) -> np.ndarray:
     """Exact Shapley values φ_m = Σ_{c ⊆ N∖{m}} |c|!(n−|c|−1)!/n! · (v(c ∪ {m}) − v(c)).
 
-    `value` maps every subset (a tuple or frozenset of player indices) to its worth.
+    `value` maps every subset (a tuple or frozenset of player indices) to its worth. Computed in exact fractions
+    (worths are ratios of counts, see MAX_DENOMINATOR) and rounded once at the end, so values that are mathematically
+    equal come out as the same float: Kendall τ-b against them sees ties as ties, not as rounding noise.
     """
-    v = {frozenset(k): float(x) for k, x in value.items()}
+    v = {frozenset(k): Fraction(float(x)).limit_denominator(MAX_DENOMINATOR) for k, x in value.items()}
     missing = [c for c in all_subsets(n) if frozenset(c) not in v]
     if missing:
         raise ValueError(f"the game lacks the worth of {len(missing)} subsets, e.g. {missing[0]}")
-    phi = np.zeros(n)
+    phi = [Fraction(0)] * n
     for m in range(n):
         others = [i for i in range(n) if i != m]
         for k in range(n):
-            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            w = Fraction(math.factorial(k) * math.factorial(n - k - 1), math.factorial(n))
             for c in itertools.combinations(others, k):
                 phi[m] += w * (v[frozenset(c) | {m}] - v[frozenset(c)])
-    return phi
+    return np.array([float(p) for p in phi])
 
 
 def modality_sums(parts) -> np.ndarray:

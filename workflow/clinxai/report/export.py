@@ -76,8 +76,10 @@ def export_heatmaps(task: str, kind: TaskKind, maps_by_method: dict, predictions
                 for name, part in zip(names, parts):
                     nib.save(nib.Nifti1Image(part.astype(np.float32), affine), case_dir / f"{method}_{name}.nii.gz")
                     written += 1
-                title = (f"{task} case {case} - {method} (label {pred.loc[case, 'label']}, "
-                         f"predicted {pred.loc[case, 'pred']}; {status})")
+                truth, predicted = pred.loc[case, "label"], pred.loc[case, "pred"]
+                verdict = "right" if truth == predicted else "wrong"
+                title = (f"{task} case {case} - {method}: truth {truth}, predicted {predicted} ({verdict}); "
+                         f"map {status}")
                 _montage(case_dir / f"{method}.png", names, images, parts, slices, axis, title)
                 written += 1
     return written
