@@ -147,9 +147,11 @@ def build_model(family: str, arch: dict) -> nn.Module:
 def save_checkpoint(path, model: nn.Module, task: str, family: str, arch: dict, extra: dict | None = None) -> None:
     from .io import atomic_path
 
-    with atomic_path(path) as tmp:
+    # through a file object: torch.save(obj, path) names the archive's folder after the (temporary) file name, so the
+    # same weights gave different bytes
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save({"task": task, "family": family, "arch": arch, "state_dict": model.state_dict(), **(extra or {})},
-                   tmp)
+                   fh)
 
 
 def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map_location="cpu") -> nn.Module:

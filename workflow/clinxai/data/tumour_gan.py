@@ -189,8 +189,8 @@ def sample_masks(g: Generator, n: int, seed: int) -> np.ndarray:
 def save_generator(path, g: Generator) -> None:
     from ..io import atomic_path
 
-    with atomic_path(path) as tmp:
-        torch.save({"latent": g.latent, "width": g.width, "size": g.size, "state_dict": g.state_dict()}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: the archive holds no temporary name
+        torch.save({"latent": g.latent, "width": g.width, "size": g.size, "state_dict": g.state_dict()}, fh)
 
 
 def load_generator(path) -> Generator:
