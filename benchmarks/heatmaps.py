@@ -49,7 +49,7 @@ def main() -> None:
     for method in task_methods(config, args.task):
         mask_kind = METHODS[method].feature_mask
         ms = [m[mask_kind] for m in masks.values()] if mask_kind else None
-        over = hm["params"].get(args.task, {}).get(method)
+        over = task_setting(config, "heatmaps.params", args.task).get(method)
         for mode, batching in (("configured", hm["batching"]),
                                ("one_at_a_time", {**hm["batching"], "batch_size": 1, "perturbations_per_eval": 1,
                                                   "internal_batch_size": 1, "nt_samples_batch_size": 1})):

@@ -157,7 +157,7 @@ def test_mrnet_nan_and_shape(mrnet_dir):
     np.save(mrnet_dir / "train" / "axial" / "0002.npy", np.full((6, 24, 24), np.nan, np.float32))
     with pytest.raises(CaseError, match=r"case 0002: 3456 NaN/Inf voxels.*axial/0002.npy"):
         mrnet.load_case(mrnet_dir, "train", "0002")
-    np.save(mrnet_dir / "train" / "axial" / "0003.npy", np.zeros((6, 20, 20), np.uint8))
+    np.save(mrnet_dir / "train" / "axial" / "0003.npy", np.arange(6 * 20 * 20, dtype=np.uint16).reshape(6, 20, 20))
     with pytest.raises(CaseError, match=r"case 0003: views have different in-plane sizes"):
         mrnet.load_case(mrnet_dir, "train", "0003")
 

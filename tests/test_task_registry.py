@@ -129,3 +129,39 @@ def test_old_config_key_is_still_read():
     c["truthfulness"]["synthetic"] = c["truthfulness"].pop("groundtruth")
     validate_config(c)
     assert c["truthfulness"]["groundtruth"]["report"] == "msfi_global"
+
+
+def test_names_phantoms_and_sources_are_checked():
+    c = renamed_config()
+    c["data"]["all"] = c["data"].pop("knees")
+    c["tasks"] = ["brain3d", "all"]
+    with pytest.raises(ConfigError, match=r"task name 'all' \(data\.all\) is reserved"):
+        validate_config(c)
+    c = renamed_config()  # two glioma-kind phantom tasks share results/phantoms/brats: same settings or an error
+    c["data"]["second"] = {**c["data"]["brain3d"], "phantom": {**c["data"]["brain3d"]["phantom"], "seed": 9}}
+    c["tasks"].append("second")
+    with pytest.raises(ConfigError, match=r"data\.brain3d\.phantom and data\.second\.phantom differ"):
+        validate_config(c)
+    c = renamed_config()  # the GAN reads a configured glioma-kind task before an entry the overlay could not delete
+    c["data"] = {"glioma": c["data"]["brain3d"], **c["data"]}
+    c["tasks"] = ["brain3d", "slices"]
+    validate_config(c)
+    assert source_task(c, "slices") == "brain3d"
+
+
+def test_an_old_key_in_an_overlay_wins():
+    c = copy.deepcopy(DEMO)  # the shipped config has the new key; an overlay written for the old one adds it
+    c["truthfulness"]["synthetic"] = {"report": "msfi"}
+    validate_config(c)
+    assert c["truthfulness"]["groundtruth"] == {"report": "msfi"} and "synthetic" not in c["truthfulness"]
+
+
+def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
+    from clinxai import ClinxaiError
+    from clinxai.models import GeneNet3D, load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", GeneNet3D(4, (8, 8, 8), widths=(4,), fc=8), "brain", "genenet3d",
+                    {"in_channels": 4, "grid": [8, 8, 8], "widths": [4], "fc": 8})
+    assert isinstance(load_checkpoint(tmp_path / "m.pt", task="brain", family="genenet3d"), GeneNet3D)
+    with pytest.raises(ClinxaiError, match=r"holds a genenet3d model, the task's kind needs kneenet"):
+        load_checkpoint(tmp_path / "m.pt", task="brain", family="kneenet")

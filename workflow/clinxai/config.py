@@ -8,7 +8,7 @@ import jsonschema
 import yaml
 
 from . import ClinxaiError
-from .tasks import KINDS, RENAMED_KEYS, kind_of, source_task, task_setting
+from .tasks import KINDS, RENAMED_KEYS, RESERVED_NAMES, kind_of, source_task, task_setting, task_title
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -63,7 +63,10 @@ def task_schema(config: dict, schema: dict) -> dict:
             if "x-per-task" in node:
                 node.setdefault("properties", {}).update({t: node["x-per-task"] for t in names})
                 node["additionalProperties"] = False
-            if "x-per-kind" in node:
+            if "x-per-kind" in node:  # a kind without a schema here is a developer's omission: say which
+                lacking = sorted({k for k in kinds.values() if k not in node["x-per-kind"]})
+                if lacking:
+                    raise ConfigError(f"the config schema has no x-per-kind entry for kind(s) {lacking}")
                 node.setdefault("properties", {}).update({t: node["x-per-kind"][kinds[t]] for t in names})
                 node["additionalProperties"] = False
             return {k: v for k, v in node.items() if not str(k).startswith("x-per-")}
@@ -83,6 +86,10 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     if errors:
         lines = "\n  - ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid configuration:\n  - {lines}\nSee config/README.md for every key.")
+    reserved = [t for t in config["data"] if t in RESERVED_NAMES]
+    if reserved:
+        raise ConfigError(f"task name {reserved[0]!r} (data.{reserved[0]}) is reserved ({', '.join(RESERVED_NAMES)}): "
+                          "choose another name.")
     missing = [t for t in config["tasks"] if t not in config["data"]]
     if missing:
         raise ConfigError(f"config key tasks lists {', '.join(missing)} without an entry under data: add "
@@ -101,9 +108,28 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
                 needs.append(source_task(config, task))
     except ClinxaiError as err:
         raise ConfigError(str(err)) from err
+    _check_phantoms(config, list(dict.fromkeys(needs)))
+    titles = [task_title(config, t) for t in config["tasks"]]
+    if len(set(titles)) != len(titles):
+        raise ConfigError(f"tasks {config['tasks']} have clashing table titles {titles}: rename one of them.")
     if check_paths:
         for task in dict.fromkeys(needs):
             _check_data_paths(config, task)
+
+
+def _check_phantoms(config: dict, tasks: list[str]) -> None:
+    """Tasks of one kind that use its phantom share one phantom dataset (results/phantoms/<format>): they must ask
+    for the same one."""
+    first = {}
+    for task in tasks:
+        kind, cfg = kind_of(config, task), config["data"][task]
+        if kind.phantom is None or cfg.get("source") != "phantom":
+            continue
+        other = first.setdefault(kind.phantom, task)
+        if cfg["phantom"] != config["data"][other]["phantom"]:
+            raise ConfigError(f"config keys data.{other}.phantom and data.{task}.phantom differ, but both tasks read "
+                              f"the one {kind.phantom} phantom (results/phantoms/{kind.phantom}): give them the same "
+                              "settings.")
 
 
 def _rename_old_keys(config: dict) -> None:
@@ -114,8 +140,8 @@ def _rename_old_keys(config: dict) -> None:
         for p in parents:
             node = node.get(p) if isinstance(node, dict) else None
         new_leaf = new.rsplit(".", 1)[1]
-        if isinstance(node, dict) and old_leaf in node and new_leaf not in node:
-            node[new_leaf] = node.pop(old_leaf)
+        if isinstance(node, dict) and old_leaf in node:  # the old key wins: an overlay written for the old name
+            node[new_leaf] = node.pop(old_leaf)          # overrides the shipped config's new one
 
 
 def _check_data_paths(config: dict, task: str) -> None:

@@ -154,7 +154,8 @@ def save_checkpoint(path, model: nn.Module, task: str, family: str, arch: dict, 
                    fh)
 
 
-def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map_location="cpu") -> nn.Module:
+def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map_location="cpu",
+                    family: str | None = None) -> nn.Module:
     """Rebuild the model from a checkpoint (weights_only=True); clear errors for corrupt or foreign files."""
     path = Path(path)
     try:
@@ -169,11 +170,15 @@ def load_checkpoint(path, task: str | None = None, arch: dict | None = None, map
     if arch is not None and dict(ckpt["arch"]) != dict(arch):
         raise ClinxaiError(f"checkpoint {path} has architecture {ckpt['arch']}, the config asks for {arch}. "
                            "Retrain (delete the checkpoint) or restore the model settings in config.")
-    family = ckpt.get("family")
-    if family is None:  # written before the task registry: "task" is the name of its kind
+    stored = ckpt.get("family")
+    if stored is None:  # written before the task registry: "task" is the name of its kind
         from .tasks import KINDS
 
-        family = KINDS[ckpt["task"]].model if ckpt["task"] in KINDS else None
+        stored = KINDS[ckpt["task"]].model if ckpt["task"] in KINDS else None
+    if family is not None and stored != family:
+        raise ClinxaiError(f"checkpoint {path} holds a {stored} model, the task's kind needs {family}: the task's kind "
+                           "changed since it was trained. Delete the checkpoint and rerun its train rule.")
+    family = stored
     model = build_model(family, ckpt["arch"])
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -7,7 +7,9 @@ A task in config is a *name* the user chooses (a key of `data`, listed in `tasks
 
 Code outside this module asks the kind (`kind_of(config, task).layout`, `.mask`, ...) and never compares a task name
 with a literal (tests/test_task_registry.py greps for that). Adding a kind of task means adding one `TaskKind` here,
-its dataset reader in `clinxai.data.prepare` and its model family in `clinxai.models`.
+its dataset reader in `clinxai.data.prepare` (and phantom writer in `clinxai.data.phantoms`), its model family in
+`clinxai.models`, and its `data_<kind>` / `training_<kind>` schemas in workflow/schemas/config.schema.yaml. Modality
+names come from the prepared data (`meta.json`), the GradCAM layer from the model family.
 """
 
 from __future__ import annotations
@@ -182,13 +184,16 @@ def tasks_where(config: dict, predicate) -> list[str]:
 
 
 def source_task(config: dict, task: str) -> str:
-    """The task whose data a reading kind uses (`data.<task>.source_task`, else the first `data` entry of the kind
-    it reads: the synthetic GAN trains on the glioma task's BraTS folder)."""
+    """The task whose data a reading kind uses (`data.<task>.source_task`, else the first configured task of the kind
+    it reads, else the first such `data` entry: the synthetic GAN trains on a glioma task's BraTS folder)."""
     kind = kind_of(config, task)
     if kind.reads_kind is None:
         raise ClinxaiError(f"task {task!r} of kind {kind.name} reads no other task's data")
     chosen = config["data"][task].get("source_task")
     candidates = [t for t in config["data"] if kind_name(config, t) == kind.reads_kind]
+    # a configured task first: an overlay cannot delete the shipped config's entries (data.glioma stays)
+    candidates.sort(key=lambda t: (t not in config.get("tasks", []), config.get("tasks", []).index(t)
+                                   if t in config.get("tasks", []) else 0))
     if chosen is None:
         if not candidates:
             raise ClinxaiError(f"task {task!r} ({kind.name}) reads the data of a {kind.reads_kind} task: add one "
@@ -206,6 +211,9 @@ def task_records(config: dict) -> list[dict]:
     return [{"task": t, "kind": kind_name(config, t), "title": task_title(config, t),
              "truthfulness": kind_of(config, t).truthfulness} for t in config["tasks"]]
 
+
+# Names a task cannot take: keys that sit beside task names in config, or rows the tables add.
+RESERVED_NAMES = ("device", "all")
 
 # Config keys renamed since earlier versions: old dotted key -> new one (accepted under the old name).
 RENAMED_KEYS = {"truthfulness.synthetic": "truthfulness.groundtruth"}

@@ -39,7 +39,6 @@ wildcard_constraints:
 PREPARED_TASKS = tasks_where(config, lambda k: not k.generated)  # read and prepared (prepare_data)
 GENERATED_TASKS = tasks_where(config, lambda k: k.generated)  # made by the workflow (synthetic_gan, synthetic_data)
 REMOVAL_TASKS = tasks_where(config, lambda k: k.removal)  # feature removal + modality Shapley
-GROUNDTRUTH_TASKS = tasks_where(config, lambda k: not k.removal)  # known modality importance
 PLAUSIBILITY_TASKS = [t for t in TASKS if has_clinical_mask(config, t)]  # real MRNet without boxes: NaN in Table 3
 TASK_RECORDS = task_records(config)
 

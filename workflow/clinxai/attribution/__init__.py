@@ -1,1 +1,2 @@
-"""Heatmaps: the method registry, supervoxel feature masks, running captum, post-processing and export."""
+"""Heatmaps: the method registry, supervoxel feature masks, running captum and post-processing (the export of
+chosen cases is clinxai.report.export)."""

@@ -45,7 +45,7 @@ def run_heatmaps(task: str, kind: TaskKind, seed: int, methods: list[str], check
     pred = pd.read_csv(predictions, dtype={"case": str})
     cases = shard_cases(list(pred["case"]), shard, n_shards)
     pred = pred.set_index("case").loc[cases]
-    model = load_checkpoint(checkpoint, task=task)
+    model = load_checkpoint(checkpoint, task=task, family=kind.model)
     inputs = [as_tensors(x) for x in load_inputs(kind, data_dir, cases)]
     masks: dict[str, list] = {}  # per supervoxel kind, loaded on first use
     tables = {}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import ClinxaiError
-from .checks import BadCasePolicy, CaseError, check_finite
+from .checks import BadCasePolicy, CaseError, check_finite, check_not_blank, check_voxel_type, unreadable
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")  # channel order of the glioma task: T1, T1C, T2, FLAIR
 CHANNEL_NAMES = ("T1", "T1C", "T2", "FLAIR")
@@ -26,16 +26,30 @@ def read_labels(root: Path) -> dict[str, int]:
     path = root / MAPPING
     if not path.is_file():
         raise ClinxaiError(f"{path} not found: a BraTS 2020 training folder has name_mapping.csv with columns "
-                           "'Grade' and 'BraTS_2020_subject_ID'. Point data.glioma.brats_dir at that folder.")
-    table = pd.read_csv(path)
+                           "'Grade' and 'BraTS_2020_subject_ID'. Point data.<task>.brats_dir at that folder.")
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except Exception as err:  # empty, binary or unreadable
+        raise ClinxaiError(f"{path} cannot be read as CSV ({type(err).__name__}: {str(err)[:160]}); restore the "
+                           "BraTS name_mapping.csv.") from err
     missing = {"Grade", "BraTS_2020_subject_ID"} - set(table.columns)
     if missing:
         raise ClinxaiError(f"{path} lacks column(s) {sorted(missing)}; found {list(table.columns)}.")
-    bad = table.loc[~table["Grade"].isin(GRADES), ["BraTS_2020_subject_ID", "Grade"]]
-    if len(bad):
-        row = bad.iloc[0]
-        raise ClinxaiError(f"{path}: case {row.iloc[0]} has Grade {row.iloc[1]!r}; expected LGG or HGG.")
-    return dict(zip(table["BraTS_2020_subject_ID"].astype(str), table["Grade"].map(GRADES).astype(int)))
+    ids = table["BraTS_2020_subject_ID"].fillna("").str.strip()
+    for i, (case, grade) in enumerate(zip(ids, table["Grade"])):
+        if grade not in GRADES:  # line i + 2: the header is line 1
+            raise ClinxaiError(f"{path} line {i + 2}: case {case or '(no id)'} has Grade {grade!r}; expected LGG or "
+                               "HGG. Fix the row.")
+        if not case:
+            raise ClinxaiError(f"{path} line {i + 2}: no BraTS_2020_subject_ID. Fill it in or remove the row.")
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        case = dup.iloc[0]
+        lines = [str(i + 2) for i in dup.index[dup == case]]
+        grades = sorted(set(table.loc[dup.index[dup == case], "Grade"]))
+        raise ClinxaiError(f"{path}: case {case} is listed on lines {' and '.join(lines)} (grades {', '.join(grades)})"
+                           ". Keep one row per case.")
+    return dict(zip(ids, table["Grade"].map(GRADES).astype(int)))
 
 
 def _find(case_dir: Path, case: str, name: str) -> Path | None:
@@ -70,26 +84,28 @@ def load_case(case_dir: Path, require_seg: bool = True):
     case_dir = Path(case_dir)
     case = case_dir.name
     files = case_files(case_dir, require_seg)
-    ref = nib.load(files[MODALITIES[0]])
+    images = {name: _read(case, files[name], name) for name in (*MODALITIES, "seg") if name in files}
+    ref = images[MODALITIES[0]][0]
     channels = []
     for name in MODALITIES:
-        img = nib.load(files[name])
-        if img.shape != ref.shape or len(img.shape) != 3:
+        img, data = images[name]
+        if img.shape != ref.shape:
             raise CaseError(case, files[name], f"{name} shape {img.shape} differs from {MODALITIES[0]} {ref.shape}",
                             "All modalities must be co-registered 3-D volumes on one grid (BraTS: 240x240x155).")
         if not np.allclose(img.affine, ref.affine, atol=1e-3):
             raise CaseError(case, files[name], f"{name} affine differs from {MODALITIES[0]}'s",
                             "Resample all modalities onto one grid before running the workflow.")
-        data = np.asarray(img.dataobj, dtype=np.float32)
         check_finite(case, files[name], data)
         channels.append(data)
+    brain = np.any([c != 0 for c in channels], axis=0)
+    for name, data in zip(MODALITIES, channels):
+        check_not_blank(case, files[name], name, data, brain)
     seg = None
     if "seg" in files:
-        img = nib.load(files["seg"])
+        img, seg_f = images["seg"]
         if img.shape != ref.shape:
             raise CaseError(case, files["seg"], f"seg shape {img.shape} differs from the image shape {ref.shape}",
                             "The segmentation must be on the image grid.")
-        seg_f = np.asarray(img.dataobj, dtype=np.float32)
         check_finite(case, files["seg"], seg_f)
         seg = np.rint(seg_f).astype(np.uint8)
         labels = set(np.unique(seg).tolist())
@@ -102,11 +118,29 @@ def load_case(case_dir: Path, require_seg: bool = True):
     return np.stack(channels), seg, ref.affine
 
 
+def _read(case: str, path: Path, name: str):
+    """(NIfTI image, float32 voxels) of one file, as a case error when it cannot be read or is not a 3-D volume."""
+    try:
+        img = nib.load(path)
+        shape = img.shape
+        if len(shape) == 3:
+            check_voxel_type(case, path, np.asanyarray(img.dataobj[:1, :1, :1]))
+            data = np.asarray(img.dataobj, dtype=np.float32)
+    except CaseError:
+        raise
+    except Exception as err:  # truncated gzip, not NIfTI, permission denied
+        raise unreadable(case, path, err) from err
+    if len(shape) != 3:
+        raise CaseError(case, path, f"{name} is a {len(shape)}-D image of shape {shape}, expected a 3-D volume",
+                        "Give one 3-D volume per modality (BraTS: 240 x 240 x 155); split 4-D series, stack 2-D slices.")
+    return img, data
+
+
 def scan(root, policy: BadCasePolicy, require_seg: bool = True) -> pd.DataFrame:
     """Cases with a label and a folder: DataFrame(case, label, path). Mismatches go through `policy`."""
     root = Path(root)
     if not root.is_dir():
-        raise ClinxaiError(f"BraTS folder {root} does not exist: set data.glioma.brats_dir to your "
+        raise ClinxaiError(f"BraTS folder {root} does not exist: set data.<task>.brats_dir to your "
                            "MICCAI_BraTS2020_TrainingData folder.")
     labels = read_labels(root)
     dirs = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}

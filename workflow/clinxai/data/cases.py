@@ -1,6 +1,6 @@
 """The one reader of prepared cases (`results/<task>/data/arrays/<case>.npz`): model inputs, clinical masks and
-modality names, for every input layout of the task registry. numpy only: the light rules (plausibility) read masks
-here without torch, and the model stages make tensors of the arrays (clinxai.inference.as_tensors)."""
+modality names, for every input layout of the task registry. No torch: the light rules (plausibility) read masks
+here, and the model stages make tensors of the arrays (clinxai.inference.as_tensors)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ Training and the later stages read only the cache (`arrays/<case>.npz`), never N
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from .. import ClinxaiError
 from ..io import atomic_dir, save_csv, save_json
 from . import brats, mrnet
-from .checks import BadCasePolicy, CaseError
+from .checks import BadCasePolicy, CaseError, unreadable
 from .split import stratified_split
 
 
@@ -50,8 +51,17 @@ def zscore(image: np.ndarray, region: np.ndarray, case: str, path) -> np.ndarray
     return out
 
 
+def _digest(*arrays) -> str:
+    """Hash of a case's voxel data (read anyway): the same images under two case ids would leak across the split."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def _prepare_brats_case(row, grid, require_seg: bool):
     image, seg, affine = brats.load_case(Path(row.path), require_seg)
+    digest = _digest(image)
     brain = _resize((image != 0).any(0)[None].astype(np.uint8), grid, "nearest")[0].astype(np.uint8)
     out = {
         "image": zscore(_resize(image, grid, "trilinear"), brain > 0, row.case, row.path),
@@ -63,12 +73,13 @@ def _prepare_brats_case(row, grid, require_seg: bool):
         out["seg"] = _resize(seg[None].astype(np.float32), grid, "nearest")[0].astype(np.uint8)
         if not (out["seg"] > 0).any():
             raise CaseError(row.case, row.path, "tumour vanishes when resized to the grid",
-                            f"Use a finer data.glioma.grid than {list(grid)}.")
-    return out
+                            f"Use a finer data.<task>.grid than {list(grid)}.")
+    return out, digest
 
 
 def _prepare_mrnet_case(row, root, boxes_dir, grid):
     views, boxes = mrnet.load_case(root, row.source_split, row.case, boxes_dir)
+    digest = _digest(*views.values())
     out = {}
     for view, arr in views.items():
         resized = _resize(arr[None], grid, "trilinear")
@@ -76,27 +87,37 @@ def _prepare_mrnet_case(row, root, boxes_dir, grid):
         if boxes is not None:
             out[f"box_{view}"] = _resize(boxes[view][None].astype(np.float32), grid, "nearest")[0].astype(np.uint8)
         out[f"source_shape_{view}"] = np.array(arr.shape)
-    return out
+    return out, digest
 
 
 def _run_cases(cases: pd.DataFrame, fn, policy: BadCasePolicy, out_dir: Path, threads: int) -> pd.DataFrame:
-    """Apply `fn` to every case in parallel, write arrays/<case>.npz, and return the cases that succeeded."""
+    """Apply `fn` to every case in parallel, write arrays/<case>.npz, and return the cases that succeeded. A case
+    whose files fail in any way is a case error naming the case (excludable); the same voxel data under two case
+    ids is an error naming both."""
 
     def work(row):
         try:
-            arrays = fn(row)
+            arrays, digest = fn(row)
         except CaseError as err:
-            return row.case, err
+            return row.case, err, None
+        except Exception as err:  # anything a reader did not foresee still names the case and its folder
+            where = getattr(row, "path", None) or out_dir
+            return row.case, unreadable(row.case, where, err), None
         np.savez(out_dir / f"{row.case}.npz", **arrays)
-        return row.case, None
+        return row.case, None, digest
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         results = list(pool.map(work, cases.itertuples(index=False)))
-    failed = set()
-    for case, err in results:  # in case order, so `stop` reports the first bad case deterministically
+    failed, first_of = set(), {}
+    for case, err, digest in results:  # in case order, so `stop` reports the first bad case deterministically
         if err is not None:
             failed.add(case)
             policy.handle(err)
+        elif digest in first_of:
+            raise ClinxaiError(f"cases {first_of[digest]} and {case} have identical image data: one patient under "
+                               "two ids would land in both training and test. Remove one of them.")
+        else:
+            first_of[digest] = case
     return cases[~cases["case"].isin(failed)].reset_index(drop=True)
 
 

@@ -152,7 +152,7 @@ def draw_shapes(generator, n: int, seed: int) -> tuple[np.ndarray, float]:
         shapes += [main_component(m) for m in batch if is_valid(shape_stats(m))]
         if drawn > 40 * n + 640:
             raise ClinxaiError(f"the tumour GAN gives too few valid samples ({len(shapes) / drawn:.0%}); train it "
-                               "longer (data.synthetic.gan.iterations) and rerun rule synthetic_gan.")
+                               "longer (data.<task>.gan.iterations) and rerun rule synthetic_gan.")
     return np.stack(shapes[:n]), len(shapes) / drawn
 
 
@@ -165,7 +165,7 @@ def require_passed_check(check_path) -> None:
         raise ClinxaiError(f"the tumour GAN's samples fail the check in {check_path} (valid "
                            f"{check.get('valid_fraction', 0):.0%}, irregular {check.get('irregular')}, varied "
                            f"{check.get('varied')}); see samples.png next to it. Train longer "
-                           "(data.synthetic.gan.iterations) or give it more masks, then rerun rule synthetic_gan.")
+                           "(data.<task>.gan.iterations) or give it more masks, then rerun rule synthetic_gan.")
 
 
 def make_synthetic(task: str, generator_path, cfg: dict, split_cfg: dict, out: dict, check_path=None) -> dict:

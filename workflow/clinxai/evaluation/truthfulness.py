@@ -53,7 +53,7 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
     cases, labels, inputs = _test_set(kind, data_dir, predictions)
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
-    predict = Predictor(load_checkpoint(checkpoint, task=task), layout, dev, fast=cfg["fast"])
+    predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
     tables, unperturbed = {}, {}  # the unchanged inputs' predictions: one forward pass per case, not per method
     for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
         t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
         if len(layout.modality_sizes) != len(names):
             raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
                                f"{len(names)} ({', '.join(names)})")
-        predict = Predictor(load_checkpoint(ckpt, task=task), layout, dev, fast=cfg["fast"])
+        predict = Predictor(load_checkpoint(ckpt, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
         v = subset_performance(predict, layout, [layout.flatten(x).numpy() for x in inputs], labels, cfg["metric"],
                                cfg["batch_size"])
         phi = shapley_values({tuple(c): p for c, p in zip(v["subset"], v["performance"])}, len(names))

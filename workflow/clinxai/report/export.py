@@ -58,7 +58,6 @@ def export_heatmaps(task: str, kind: TaskKind, maps_by_method: dict, predictions
         raise ClinxaiError(f"heatmaps.export.cases: {missing} are not test cases of {task}; "
                            f"test cases are {list(pred.index)}")
     meta = json.loads(Path(meta_path).read_text())
-    cfg = post_cfg
     written = 0
     loaded = {m: load_maps(p) for m, p in maps_by_method.items()}
     with atomic_dir(out_dir) as tmp:
@@ -71,7 +70,7 @@ def export_heatmaps(task: str, kind: TaskKind, maps_by_method: dict, predictions
                 nib.save(nib.Nifti1Image(img.astype(np.float32), affine), case_dir / f"image_{name}.nii.gz")
                 written += 1
             for method, maps in loaded.items():
-                parts, status = postprocess(maps[case], [im.shape for im in images], cfg,
+                parts, status = postprocess(maps[case], [im.shape for im in images], post_cfg,
                                             gradcam=is_layer_map(method))
                 for name, part in zip(names, parts):
                     nib.save(nib.Nifti1Image(part.astype(np.float32), affine), case_dir / f"{method}_{name}.nii.gz")

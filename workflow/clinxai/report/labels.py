@@ -2,7 +2,3 @@
 
 METRIC_LABELS = {"delta_aupc": "ΔAUPC", "mi_correlation": "MI correlation", "msfi_global": "MSFI (whole map)",
                  "msfi": "MSFI", "fp": "FP"}
-
-
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
