@@ -1,4 +1,5 @@
 """Dry runs: the demo and paper DAGs resolve, and a bad config stops before any job starts."""
+import os
 import re
 
 import yaml
@@ -104,3 +105,20 @@ def test_tasks_named_by_the_user(tmp_path):
     assert jobs["synthetic_gan"] == jobs["synthetic_data"] == jobs["prepare_data"] // 2 == 1
     assert jobs["phantom_brats"] == jobs["phantom_mrnet"] == 1
     assert not any(name.endswith(("_glioma", "_knee", "_synthetic")) for name in jobs)
+
+
+def test_editing_real_data_in_place_reruns_preparation(tmp_path, brats_dir):
+    """A corrected grade in name_mapping.csv (the folder's own mtime unchanged) plans prepare_data again."""
+    wd = workdir(tmp_path)
+    paths = overlay(wd, "real.yaml", {"tasks": ["glioma"], "data": {"glioma": {
+        "source": "brats", "brats_dir": str(brats_dir), "grid": [16, 16, 8]}}})
+    args = ["--configfile", "config/config.yaml", paths]
+    res = snakemake(wd, "--cores", "1", *args, "--until", "prepare_data")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "prepare_data" not in planned_jobs(snakemake(wd, "-n", "--quiet", "rules", *args).stdout)
+    mapping = brats_dir / "name_mapping.csv"
+    folder_mtime = brats_dir.stat().st_mtime_ns
+    text = mapping.read_text()
+    mapping.write_text(text.replace("LGG", "HGG", 1) if "LGG" in text else text.replace("HGG", "LGG", 1))
+    os.utime(brats_dir, ns=(folder_mtime, folder_mtime))
+    assert planned_jobs(snakemake(wd, "-n", "--quiet", "rules", *args).stdout)["prepare_data"] == 1

@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 # Only torch-free modules here: every snakemake call (each SLURM job too) parses this file.
 from clinxai.config import mask_dilation, removal_cfg, task_methods, task_postprocess_cfg, validate_config
+from clinxai.data.manifest import update_manifest
 from clinxai.tasks import (
     data_root,
     has_clinical_mask,
@@ -75,12 +76,28 @@ PHANTOMS = {
 }
 
 
+def real_data_folders(task):
+    """The user's folders a task reads (its data and mask folders); none for phantoms, which the workflow writes."""
+    if config["data"][task].get("source") not in kind_of(config, task).sources:
+        return []
+    folder = mask_folder(config, task, RESULTS)
+    return [data_root(config, task, RESULTS)] + ([folder] if folder else [])
+
+
+def input_manifest(task):
+    """results/manifests/<task>.tsv, rewritten when a file under the task's real data folders changes (or none)."""
+    folders = real_data_folders(task)
+    return [update_manifest(f"{RESULTS}/manifests/{task}.tsv", folders)] if folders else []
+
+
 def data_inputs(task):
-    """Inputs of prepare_data: the dataset folder and, for real data, the clinical-mask folder if configured."""
+    """Inputs of prepare_data: the dataset folder, for real data the clinical-mask folder if configured, and the
+    manifest of the real data's files (so that an edit inside them reruns preparation)."""
     inputs = {"root": data_root(config, task, RESULTS)}
     folder = mask_folder(config, task, RESULTS)
     if folder and config["data"][task].get("source") != "phantom":
         inputs["boxes"] = folder
+    inputs.update({"manifest": m for m in input_manifest(task)})
     return inputs
 
 

@@ -7,6 +7,7 @@
 rule synthetic_gan:
     input:
         root=lambda wc: data_root(config, source_task(config, wc.task), RESULTS),
+        manifest=lambda wc: input_manifest(source_task(config, wc.task)),
     output:
         generator=gan_outputs("{task}")["generator"],
         losses=gan_outputs("{task}")["losses"],
