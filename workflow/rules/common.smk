@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 # Only torch-free modules here: every snakemake call (each SLURM job too) parses this file.
 from clinxai.config import mask_dilation, removal_cfg, task_methods, task_postprocess_cfg, validate_config
 from clinxai.data.manifest import update_manifest
+from clinxai.runlock import clear_stale_locks
 from clinxai.tasks import (
     data_root,
     has_clinical_mask,
@@ -19,6 +20,10 @@ from clinxai.tasks import (
 )
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+# After a killed run, rerunning the same command resumes: its stale locks are removed (clinxai.runlock says when).
+_lock_note = clear_stale_locks(Path.cwd(), workflow.is_main_process)
+if _lock_note:
+    print(_lock_note, file=sys.stderr)
 
 TASKS = config["tasks"]
 SEEDS = config["seeds"]
