@@ -64,3 +64,44 @@ def test_split_fractions_must_sum_to_one():
     with pytest.raises(ConfigError, match=r"data\.synthetic\.split_fractions.*sum to 1"):
         validate_config(cfg(data__synthetic__split_fractions={"train": 0.9, "val": 0.1, "test": 0.1}))
     validate_config(cfg(data__synthetic__split_fractions=None))  # null: the global split
+
+
+def test_duplicate_key_and_syntax_error_name_file_line_and_column(tmp_path):
+    from clinxai.config import load_config_file, main
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("seeds: [10]\nsplit:\n  seed: 0\n  seed: 1\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:4:3: key 'seed' appears twice.*first on line 3"):
+        load_config_file(dup)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [10\nsplit: {seed: 0}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:\d+: not valid YAML"):
+        load_config_file(bad)
+    assert main(["check", str(ROOT / "config/config.yaml")]) == 0
+    assert main(["check", str(ROOT / "config/config.yaml"), str(dup)]) == 1
+
+
+def test_checks_that_would_only_fail_in_a_job(tmp_path):
+    from clinxai.config import check_against_results, check_device
+
+    with pytest.raises(ConfigError, match=r"training\.device = 'cuda'.*no NVIDIA GPU"):
+        check_device(cfg(training__device="cuda"), ["snakemake"], {})
+    check_device(cfg(training__device="cuda"), ["snakemake", "--workflow-profile", "profiles/slurm"], {})
+    c = cfg()
+    c["heatmaps"]["supervoxels"]["knee"]["unified_channel"] = 3
+    with pytest.raises(ConfigError, match=r"heatmaps\.supervoxels\.knee\.unified_channel = 3.*use 0 to 2"):
+        check_against_results(c, tmp_path)
+    (tmp_path / "glioma" / "data").mkdir(parents=True)
+    (tmp_path / "glioma" / "data" / "split.csv").write_text("case,label,split\nA,0,train\nB,1,test\n")
+    with pytest.raises(ConfigError, match=r"heatmaps\.export\.cases: \['A'\] are not test cases of glioma.*B"):
+        check_against_results(cfg(heatmaps__export__cases=["B", "A"]), tmp_path)
+    check_against_results(cfg(heatmaps__export__cases=["B"]), tmp_path)
+
+
+def test_kinds_declare_the_modalities_their_readers_write():
+    from clinxai.data import brats, mrnet, synthetic
+    from clinxai.tasks import KINDS
+
+    assert KINDS["glioma"].modalities == brats.CHANNEL_NAMES
+    assert KINDS["knee"].modalities == mrnet.VIEWS
+    assert KINDS["synthetic"].modalities == synthetic.CHANNELS

@@ -221,3 +221,104 @@ def dilation_size(square: int, reference_size: int, grid_size: int) -> int:
     if square <= 1:
         return 0
     return max(1, int(round(square * grid_size / reference_size)))
+
+
+# ---- configuration files: syntax and duplicated keys, named by file, line and column ----
+class _StrictLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice in one mapping (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: key "
+                                  f"{key!r} appears twice in one mapping (first on line {seen[key] + 1}); YAML would "
+                                  "keep the last silently. Delete one of them.")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def load_config_file(path) -> dict:
+    """A config file parsed strictly: a syntax error or a duplicated key names the file, line and column."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            loader = _StrictLoader(fh)
+            loader.name = str(path)
+            try:
+                return loader.get_single_data() or {}
+            finally:
+                loader.dispose()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({err.problem or err.context}). Check the indentation, colons "
+                          "and quotes there.") from err
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror}).") from err
+
+
+def check_device(config: dict, argv, environ) -> None:
+    """training.device: cuda on a machine without an NVIDIA GPU fails in every model job, after Snakemake has
+    removed the outputs it would replace: stop before. Cluster runs (jobs elsewhere) are not checked here."""
+    if config["training"]["device"] != "cuda" or "SLURM_JOB_ID" in environ or "slurm" in " ".join(argv):
+        return
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        raise ConfigError("config key training.device = 'cuda', but this machine has no NVIDIA GPU (no /dev/nvidia0). "
+                          "Use auto (CUDA where present, else CPU) or cpu.")
+
+
+def check_against_results(config: dict, results: str = "results") -> None:
+    """Settings that must agree with the data: the unified-supervoxel channel and the exported cases."""
+    for task in config["tasks"]:
+        kind = kind_of(config, task)
+        channel = task_setting(config, "heatmaps.supervoxels", task)["unified_channel"]
+        if channel >= len(kind.modalities):
+            raise ConfigError(f"config key heatmaps.supervoxels.{task}.unified_channel = {channel}: the {kind.name} "
+                              f"kind has {len(kind.modalities)} modalities ({', '.join(kind.modalities)}); use 0 to "
+                              f"{len(kind.modalities) - 1}.")
+        cases = config["heatmaps"]["export"]["cases"]
+        split = Path(results) / task / "data" / "split.csv"
+        if isinstance(cases, list) and split.is_file():
+            import csv
+
+            with open(split, newline="") as fh:
+                test = [r["case"] for r in csv.DictReader(fh) if r["split"] == "test"]
+            wrong = [str(c) for c in cases if str(c) not in test]
+            if wrong:
+                raise ConfigError(f"config key heatmaps.export.cases: {wrong} are not test cases of {task} "
+                                  f"(test cases: {', '.join(test[:20])}{' ...' if len(test) > 20 else ''}).")
+
+
+def main(argv=None) -> int:
+    """`python -m clinxai.config check FILE...`: each file parsed strictly (syntax, duplicated keys), then the
+    files merged in order (as Snakemake merges --configfile) and validated."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m clinxai.config", description=main.__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("files", nargs="+")
+    args = ap.parse_args(argv)
+    try:
+        merged: dict = {}
+        for f in args.files:
+            merged = _merge(merged, load_config_file(f))
+        validate_config(merged, check_paths=False)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"ok: {', '.join(args.files)}")
+    return 0
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

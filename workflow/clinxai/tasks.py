@@ -9,7 +9,8 @@ Code outside this module asks the kind (`kind_of(config, task).layout`, `.mask`,
 with a literal (tests/test_task_registry.py greps for that). Adding a kind of task means adding one `TaskKind` here,
 its dataset reader in `clinxai.data.prepare` (and phantom writer in `clinxai.data.phantoms`), its model family in
 `clinxai.models`, and its `data_<kind>` / `training_<kind>` schemas in workflow/schemas/config.schema.yaml. Modality
-names come from the prepared data (`meta.json`), the GradCAM layer from the model family.
+names are declared here (for checks before any data exist) and written by the readers into `meta.json`, which the
+stages read; the GradCAM layer comes from the model family.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class TaskKind:
     name: str
     title: str                     # table column title when the task keeps the kind's name
     layout: str                    # VOLUME | SLICE | VIEWS
+    modalities: tuple              # channel or view names, in the prepared data's order (as its reader writes them)
     dataset: str                   # reader of the task's data: "brats", "mrnet" (prepare_data), "synthetic" (generated)
     model: str                     # model family in clinxai.models.MODEL_FAMILIES
     truthfulness: str              # "removal": feature removal + modality Shapley; "groundtruth": known importance
@@ -74,7 +76,7 @@ def _training(model: dict) -> dict:
 
 
 KINDS: dict[str, TaskKind] = {k.name: k for k in (
-    TaskKind("glioma", "Glioma", VOLUME, "brats", "genenet3d", "removal",
+    TaskKind("glioma", "Glioma", VOLUME, ("T1", "T1C", "T2", "FLAIR"), "brats", "genenet3d", "removal",
              ClinicalMask("seg", dilation="axial"), "image", -1,
              sources={"brats": ("brats_dir", "name_mapping.csv")}, phantom="brats",
              defaults={"truthfulness.metric": "accuracy", "truthfulness.removal.replacement": "zero",
@@ -84,7 +86,7 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
                        "heatmaps.supervoxels": {"n_segments": 50, "compactness": 0.1, "sigma": 2,
                                                 "unified_channel": 3},
                        "training": _training({"widths": [16, 32, 64, 128, 128, 128], "fc": 4096})}),
-    TaskKind("knee", "Knee", VIEWS, "mrnet", "kneenet", "removal",
+    TaskKind("knee", "Knee", VIEWS, ("axial", "coronal", "sagittal"), "mrnet", "kneenet", "removal",
              ClinicalMask("box", per_view=True, folder_key="boxes_dir", phantom_folder="boxes"), "views", 0,
              sources={"mrnet": ("mrnet_dir", "train-meniscus.csv")}, phantom="mrnet",
              defaults={"truthfulness.metric": "auc", "truthfulness.removal.replacement": "mean",
@@ -95,7 +97,7 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
                        "heatmaps.supervoxels": {"n_segments": 30, "compactness": 0.1, "sigma": 2,
                                                 "unified_channel": 0},
                        "training": _training({"widths": [64, 192, 384, 256, 256]})}),
-    TaskKind("synthetic", "Synthetic glioma", SLICE, "synthetic", "densenet2d", "groundtruth",
+    TaskKind("synthetic", "Synthetic glioma", SLICE, ("FLAIR", "T1", "T1C", "T2"), "synthetic", "densenet2d", "groundtruth",
              ClinicalMask("seg", modalities=("T1C",)), "image", None, reads_kind="glioma",
              defaults={"truthfulness.metric": "accuracy", "truthfulness.removal.replacement": "zero",
                        "heatmaps.postprocess.smooth_sigma": [1, 1], "plausibility.phi_normalisation": "max",

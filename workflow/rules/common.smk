@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,7 +6,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 # Only torch-free modules here: every snakemake call (each SLURM job too) parses this file.
-from clinxai.config import mask_dilation, removal_cfg, task_methods, task_postprocess_cfg, validate_config
+from clinxai.config import (
+    check_against_results,
+    check_device,
+    load_config_file,
+    mask_dilation,
+    removal_cfg,
+    task_methods,
+    task_postprocess_cfg,
+    validate_config,
+)
 from clinxai.data.manifest import update_manifest
 from clinxai.runlock import clear_stale_locks
 from clinxai.tasks import (
@@ -19,7 +29,15 @@ from clinxai.tasks import (
     tasks_where,
 )
 
+# Config files parsed strictly (a key given twice is an error), then the merged config validated
+for _file in workflow.configfiles:
+    load_config_file(_file)
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+# training.device is read by the scripts from config, not a rule param: switching it must not rerun (and first delete)
+# finished models.
+if workflow.is_main_process:
+    check_device(config, sys.argv, os.environ)
+    check_against_results(config, "results")
 # After a killed run, rerunning the same command resumes: its stale locks are removed (clinxai.runlock says when).
 _lock_note = clear_stale_locks(Path.cwd(), workflow.is_main_process)
 if _lock_note:

@@ -43,7 +43,6 @@ rule heatmaps:
     params:
         cfg=heatmap_cfg,
         methods=lambda wc: [wc.method],
-        device=config["training"]["device"],
         shard=0,
         n_shards=1,
     script:
@@ -75,7 +74,6 @@ for _task in TASKS if GROUP_HEATMAPS else []:
         params:
             cfg=lambda wc: heatmap_cfg(wc, model_methods(wc.task)),
             methods=model_methods(_task),
-            device=config["training"]["device"],
             shard=0,
             n_shards=1,
         script:
@@ -104,7 +102,6 @@ rule heatmaps_shard:
     params:
         cfg=heatmap_cfg,
         methods=lambda wc: [wc.method],
-        device=config["training"]["device"],
         shard=lambda wc: int(wc.shard) - 1,
         n_shards=lambda wc: int(wc.n),
     script:

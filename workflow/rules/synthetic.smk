@@ -26,7 +26,6 @@ rule synthetic_gan:
         **rule_resources("synthetic_gan", scale_mem=True),
     params:
         gan=lambda wc: config["data"][wc.task]["gan"],
-        device=config["training"]["device"],
     script:
         "../scripts/synthetic_gan.py"
 
@@ -78,7 +77,6 @@ rule synthetic_groundtruth:
         **rule_resources("synthetic_groundtruth", scale_mem=True),
     params:
         seeds=SEEDS,
-        device=config["training"]["device"],
     script:
         "../scripts/synthetic_groundtruth.py"
 

@@ -17,7 +17,6 @@ rule train:
         **rule_resources("train", scale_mem=True),
     params:
         cfg=lambda wc: task_setting(config, "training", wc.task),
-        device=config["training"]["device"],
     script:
         "../scripts/train.py"
 

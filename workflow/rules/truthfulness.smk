@@ -25,7 +25,6 @@ rule feature_removal:
     params:
         cfg=lambda wc: removal_cfg(config, wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
-        device=config["training"]["device"],
         methods=lambda wc: [wc.method],
     script:
         "../scripts/feature_removal.py"
@@ -54,7 +53,6 @@ for _task in REMOVAL_TASKS if GROUP_REMOVAL else []:
         params:
             cfg=lambda wc: removal_cfg(config, wc.task),
             postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
-            device=config["training"]["device"],
             methods=task_methods(config, _task),
         script:
             "../scripts/feature_removal.py"
@@ -82,7 +80,6 @@ rule modality_shapley:
     params:
         seeds=SEEDS,
         cfg=lambda wc: shapley_cfg(wc.task),
-        device=config["training"]["device"],
     script:
         "../scripts/modality_shapley.py"
 

@@ -22,4 +22,4 @@ with job_log(snakemake.log[0]):
                         sm.input.predictions, maps, data_dir, sm.params.cfg, sm.params.postprocess,
                         modality_names(read_meta(data_dir)),
                         [(output("curves", m), output("sums", m)) for m in methods], threads=sm.threads,
-                        device=sm.params.device)
+                        device=sm.config["training"]["device"])

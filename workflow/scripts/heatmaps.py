@@ -18,4 +18,4 @@ with job_log(snakemake.log[0]):
     run_heatmaps(task, kind_of(sm.config, task), int(sm.wildcards.seed), methods, sm.input.checkpoint,
                  sm.input.predictions, Path(sm.input.arrays).parent, sm.input.masks, sm.params.cfg,
                  [(output("maps", m), output("table", m)) for m in methods], shard=sm.params.shard,
-                 n_shards=sm.params.n_shards, threads=sm.threads, device=sm.params.device)
+                 n_shards=sm.params.n_shards, threads=sm.threads, device=sm.config["training"]["device"])

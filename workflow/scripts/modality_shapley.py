@@ -13,4 +13,4 @@ with job_log(snakemake.log[0]):
     task, data_dir = sm.wildcards.task, Path(sm.input.arrays).parent
     run_modality_shapley(task, kind_of(sm.config, task), sm.params.seeds, sm.input.checkpoints, sm.input.predictions,
                          data_dir, sm.params.cfg, modality_names(read_meta(data_dir)), sm.output.subsets,
-                         sm.output.phi, threads=sm.threads, device=sm.params.device)
+                         sm.output.phi, threads=sm.threads, device=sm.config["training"]["device"])

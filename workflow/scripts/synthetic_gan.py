@@ -8,5 +8,5 @@ from clinxai.logs import job_log
 
 with job_log(snakemake.log[0]):
     sm = snakemake
-    run_gan(sm.input.root, sm.params.gan, dict(sm.output.items()), device=resolve_device(sm.params.device),
+    run_gan(sm.input.root, sm.params.gan, dict(sm.output.items()), device=resolve_device(sm.config["training"]["device"]),
             threads=sm.threads)

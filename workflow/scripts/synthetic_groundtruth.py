@@ -8,4 +8,4 @@ from clinxai.logs import job_log
 with job_log(snakemake.log[0]):
     sm = snakemake
     run_groundtruth(sm.wildcards.task, sm.params.seeds, sm.input.checkpoints, sm.input.groundtruth,
-                    sm.output.accuracy, sm.output.phi, threads=sm.threads, device=sm.params.device)
+                    sm.output.accuracy, sm.output.phi, threads=sm.threads, device=sm.config["training"]["device"])

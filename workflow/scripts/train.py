@@ -12,5 +12,5 @@ with job_log(snakemake.log[0]) as log:
     task = sm.wildcards.task
     out = {k: sm.output[k] for k in ("checkpoint", "history", "predictions", "metrics")}
     metrics = train_model(task, kind_of(sm.config, task), int(sm.wildcards.seed), Path(sm.input.meta).parent,
-                          sm.params.cfg, out, device=sm.params.device, threads=sm.threads)
+                          sm.params.cfg, out, device=sm.config["training"]["device"], threads=sm.threads)
     log.info("%s seed %s: test %s", task, sm.wildcards.seed, metrics["test"])
