@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import overlay, snakemake, workdir
+from recompute import recompute_all
 
 pytestmark = pytest.mark.slow
 
@@ -16,6 +17,8 @@ def test_end_to_end_and_resume(tmp_path):
     args = ["--cores", "2", "--configfile", "config/config.yaml", "tests/config/tiny.yaml"]
     res = snakemake(wd, *args)
     assert res.returncode == 0, res.stderr[-3000:]
+    # every reported number recomputed independently from the lower-level outputs (tests/recompute.py)
+    assert recompute_all(wd / "results", ["glioma", "knee"], ["glioma", "knee", "synthetic"]) == 8
     for task, n in (("glioma", 14), ("knee", 20)):
         meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
         split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})

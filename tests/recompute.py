@@ -1,0 +1,143 @@
+"""Independent recomputation of the reported numbers from the lower-level outputs of a run (float64, scipy /
+scikit-posthocs / fractions, never the package's own functions): ΔAUPC from the curves, φ from the subset table, τ-b
+from φ and the modality sums, Friedman and Nemenyi from the blocks, Mann-Whitney and Spearman from the plausibility
+tables, and Table 2's means. Called by the end-to-end test on its results."""
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scikit_posthocs as sp
+from scipy import stats
+
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def _close(a, b, what):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    assert a.shape == b.shape, f"{what}: shapes {a.shape} vs {b.shape}"
+    both_nan = np.isnan(a) & np.isnan(b)
+    assert np.allclose(a[~both_nan], b[~both_nan], **TOL), f"{what}: {a} vs {b}"
+
+
+def delta_aupc(results: Path, task: str) -> pd.DataFrame:
+    curves = pd.concat([pd.read_csv(p) for p in (results / task / "truthfulness/removal").rglob("*.csv")])
+    rows = []
+    for (method, seed), g in curves.groupby(["method", "seed"]):
+        m = g[g["curve"] == "map"].sort_values("q")
+        base = g[g["curve"] == "baseline"].groupby("q")["performance"].mean().sort_index()
+        area_map = float(np.sum(np.diff(m["q"]) * (m["performance"].to_numpy()[1:] + m["performance"].to_numpy()[:-1])
+                                / 2))
+        area_base = float(np.sum(np.diff(base.index) * (base.to_numpy()[1:] + base.to_numpy()[:-1]) / 2))
+        rows.append({"method": method, "seed": seed, "delta_aupc": area_base - area_map})
+    mine = pd.DataFrame(rows).set_index(["method", "seed"]).sort_index()
+    theirs = pd.read_csv(results / task / "truthfulness/delta_aupc.csv").set_index(["method", "seed"]).sort_index()
+    _close(mine["delta_aupc"], theirs.loc[mine.index, "delta_aupc"], f"{task} ΔAUPC")
+    return theirs.reset_index()
+
+
+def shapley(results: Path, task: str) -> pd.DataFrame:
+    """φ by the permutation formula (average marginal contribution over all orders), in exact fractions of the
+    performances (ratios of counts)."""
+    subsets = pd.read_csv(results / task / "truthfulness/shapley_subsets.csv")
+    phi = pd.read_csv(results / task / "truthfulness/shapley.csv")
+    for seed, g in subsets.groupby("seed"):
+        names = list(phi.loc[phi["seed"] == seed, "modality"])
+        v = {frozenset() if m == "(none)" else frozenset(m.split("+")): Fraction(p).limit_denominator(10**7)
+             for m, p in zip(g["modalities"], g["performance"])}
+        orders = list(itertools.permutations(names))
+        exact = {n: sum((v[frozenset(o[: o.index(n) + 1])] - v[frozenset(o[: o.index(n)])] for o in orders),
+                        Fraction(0)) / len(orders) for n in names}
+        stored = phi[phi["seed"] == seed].set_index("modality")["phi"]
+        _close([float(exact[n]) for n in names], stored[names], f"{task} seed {seed} φ")
+        for a, b in itertools.combinations(names, 2):  # equal quantities compare equal
+            assert (exact[a] == exact[b]) == (stored[a] == stored[b]), f"{task} seed {seed}: φ {a} vs {b} tie"
+    return phi
+
+
+def mi_correlation(results: Path, task: str, phi: pd.DataFrame) -> None:
+    sums = pd.concat([pd.read_csv(p, dtype={"case": str})
+                      for p in (results / task / "truthfulness/modality_sums").rglob("*.csv")])
+    mi = pd.read_csv(results / task / "truthfulness/mi_correlation.csv", dtype={"case": str})
+    mi = mi.set_index(["seed", "method", "case"])
+    for r in sums.itertuples(index=False):
+        r = r._asdict()
+        names = list(phi.loc[phi["seed"] == r["seed"], "modality"])
+        p = phi[phi["seed"] == r["seed"]].set_index("modality").loc[names, "phi"].to_numpy()
+        s = np.array([r[f"mi_{n}"] for n in names], float)
+        stored = mi.loc[(r["seed"], r["method"], r["case"])]
+        if r["identical"] or np.ptp(s) == 0 or np.ptp(p) == 0 or not np.isfinite(s).all():
+            assert np.isnan(stored["mi_correlation"]), f"{task} {r['method']} {r['case']}: τ-b should be undefined"
+            continue
+        ref = stats.kendalltau(p, s, variant="b")
+        _close([ref.statistic, ref.pvalue], [stored["mi_correlation"], stored["p_value"]],
+               f"{task} seed {r['seed']} {r['method']} {r['case']} τ-b")
+
+
+def friedman_nemenyi(results: Path, units: dict, max_missing: float) -> None:
+    """units: (task, metric) -> (per-unit table, block columns)."""
+    friedman = pd.read_csv(results / "statistics/friedman.csv").set_index(["task", "metric"])
+    nemenyi = pd.read_csv(results / "statistics/nemenyi.csv")
+    metrics = pd.read_csv(results / "statistics/metrics.csv").set_index(["task", "metric", "method"])
+    for (task, metric), (table, blocks) in units.items():
+        g = table.groupby("method")[metric]
+        _close(g.mean(), metrics.loc[[(task, metric, m) for m in g.mean().index], "mean"], f"{task} {metric} means")
+        _close(g.std(ddof=1), metrics.loc[[(task, metric, m) for m in g.mean().index], "std"], f"{task} {metric} sd")
+        wide = table.set_index(blocks + ["method"])[metric].unstack("method")
+        keep = [m for m in wide.columns if wide[m].isna().mean() <= max_missing]
+        wide = wide[keep].dropna()
+        row = friedman.loc[(task, metric)]
+        if wide.shape[1] < 3 or wide.shape[0] < 2 or np.all(wide.to_numpy() == wide.to_numpy()[:, :1]):
+            assert np.isnan(row["chi2"]), f"{task} {metric}: Friedman should be undefined"
+            continue
+        chi2, p = stats.friedmanchisquare(*wide.to_numpy(float).T)
+        _close([chi2, p], [row["chi2"], row["p"]], f"{task} {metric} Friedman")
+        ref = sp.posthoc_nemenyi_friedman(wide.to_numpy(float))
+        ref.index = ref.columns = list(wide.columns)
+        mine = nemenyi[(nemenyi["task"] == task) & (nemenyi["metric"] == metric)]
+        mine = mine.pivot(index="method_a", columns="method_b", values="p").loc[ref.index, ref.columns]
+        _close(ref.to_numpy(), mine.to_numpy(), f"{task} {metric} Nemenyi")
+
+
+def informativeness(results: Path, task: str, score: str) -> pd.DataFrame:
+    table = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in (results / task / "plausibility").glob("*.csv")
+                       if p.name != "informativeness.csv"])
+    info = pd.read_csv(results / task / "plausibility/informativeness.csv").set_index("method")
+    for method, g in table.groupby("method"):
+        s, ok = g[score].to_numpy(float), np.isfinite(g[score].to_numpy(float))
+        right, wrong = s[g["correct"].to_numpy(bool) & ok], s[~g["correct"].to_numpy(bool) & ok]
+        r = info.loc[method]
+        if len(right) and len(wrong):
+            mw = stats.mannwhitneyu(right, wrong, alternative="greater")
+            _close([mw.statistic, mw.pvalue], [r["mw_u"], r["mw_p"]], f"{task} {method} Mann-Whitney")
+        x, y = s[ok], g["prob_pred"].to_numpy(float)[ok]
+        if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+            rho = stats.spearmanr(x, y)
+            _close([rho.statistic, rho.pvalue], [r["spearman_rho"], r["spearman_p"]], f"{task} {method} Spearman")
+    return table
+
+
+def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi", groundtruth=("synthetic",),
+                  groundtruth_metric="msfi_global", max_missing=0.5) -> int:
+    """Every check above on a run's results; returns how many (task, metric) blocks were recomputed."""
+    results = Path(results)
+    units = {}
+    for task in removal_tasks:
+        deltas = delta_aupc(results, task)
+        phi = shapley(results, task)
+        mi_correlation(results, task, phi)
+        units[(task, "delta_aupc")] = (deltas, ["seed"])
+        mi = pd.read_csv(results / task / "truthfulness/mi_correlation.csv", dtype={"case": str})
+        units[(task, "mi_correlation")] = (mi, ["seed", "case"])
+    for task in plausibility_tasks:
+        table = informativeness(results, task, score)
+        units[(task, score)] = (table, ["seed", "case"])
+        if task in groundtruth:
+            units[(task, groundtruth_metric)] = (table, ["seed", "case"])
+    friedman_nemenyi(results, units, max_missing)
+    assert not math.isnan(len(units))
+    return len(units)
