@@ -33,7 +33,7 @@ from clinxai.tasks import (
 for _file in workflow.configfiles:
     load_config_file(_file)
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
-# training.device is read by the scripts from config, not a rule param: switching it must not rerun (and first delete)
+# training.device is read by the scripts from config, not given as a param: switching it must not rerun (and first delete)
 # finished models.
 if workflow.is_main_process:
     check_device(config, sys.argv, os.environ)
