@@ -43,6 +43,7 @@ class TaskKind:
     title: str                     # table column title when the task keeps the kind's name
     layout: str                    # VOLUME | SLICE | VIEWS
     modalities: tuple              # channel or view names, in the prepared data's order (as its reader writes them)
+    classes: tuple                 # class names by label (0, 1, ...): what a prediction means in words
     dataset: str                   # reader of the task's data: "brats", "mrnet" (prepare_data), "synthetic" (generated)
     model: str                     # model family in clinxai.models.MODEL_FAMILIES
     truthfulness: str              # "removal": feature removal + modality Shapley; "groundtruth": known importance
@@ -76,7 +77,7 @@ def _training(model: dict) -> dict:
 
 
 KINDS: dict[str, TaskKind] = {k.name: k for k in (
-    TaskKind("glioma", "Glioma", VOLUME, ("T1", "T1C", "T2", "FLAIR"), "brats", "genenet3d", "removal",
+    TaskKind("glioma", "Glioma", VOLUME, ("T1", "T1C", "T2", "FLAIR"), ("LGG", "HGG"), "brats", "genenet3d", "removal",
              ClinicalMask("seg", dilation="axial"), "image", -1,
              sources={"brats": ("brats_dir", "name_mapping.csv")}, phantom="brats",
              defaults={"truthfulness.metric": "accuracy", "truthfulness.removal.replacement": "zero",
@@ -86,7 +87,7 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
                        "heatmaps.supervoxels": {"n_segments": 50, "compactness": 0.1, "sigma": 2,
                                                 "unified_channel": 3},
                        "training": _training({"widths": [16, 32, 64, 128, 128, 128], "fc": 4096})}),
-    TaskKind("knee", "Knee", VIEWS, ("axial", "coronal", "sagittal"), "mrnet", "kneenet", "removal",
+    TaskKind("knee", "Knee", VIEWS, ("axial", "coronal", "sagittal"), ("no tear", "tear"), "mrnet", "kneenet", "removal",
              ClinicalMask("box", per_view=True, folder_key="boxes_dir", phantom_folder="boxes"), "views", 0,
              sources={"mrnet": ("mrnet_dir", "train-meniscus.csv")}, phantom="mrnet",
              defaults={"truthfulness.metric": "auc", "truthfulness.removal.replacement": "mean",
@@ -97,7 +98,8 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
                        "heatmaps.supervoxels": {"n_segments": 30, "compactness": 0.1, "sigma": 2,
                                                 "unified_channel": 0},
                        "training": _training({"widths": [64, 192, 384, 256, 256]})}),
-    TaskKind("synthetic", "Synthetic glioma", SLICE, ("FLAIR", "T1", "T1C", "T2"), "synthetic", "densenet2d", "groundtruth",
+    TaskKind("synthetic", "Synthetic glioma", SLICE, ("FLAIR", "T1", "T1C", "T2"), ("round", "irregular"),
+             "synthetic", "densenet2d", "groundtruth",
              ClinicalMask("seg", modalities=("T1C",)), "image", None, reads_kind="glioma",
              defaults={"truthfulness.metric": "accuracy", "truthfulness.removal.replacement": "zero",
                        "heatmaps.postprocess.smooth_sigma": [1, 1], "plausibility.phi_normalisation": "max",

@@ -75,10 +75,10 @@ def export_heatmaps(task: str, kind: TaskKind, maps_by_method: dict, predictions
                 for name, part in zip(names, parts):
                     nib.save(nib.Nifti1Image(part.astype(np.float32), affine), case_dir / f"{method}_{name}.nii.gz")
                     written += 1
-                truth, predicted = pred.loc[case, "label"], pred.loc[case, "pred"]
+                truth, predicted = int(pred.loc[case, "label"]), int(pred.loc[case, "pred"])
                 verdict = "right" if truth == predicted else "wrong"
-                title = (f"{task} case {case} - {method}: truth {truth}, predicted {predicted} ({verdict}); "
-                         f"map {status}")
+                title = (f"{task} case {case} - {method}: truth {kind.classes[truth]}, predicted "
+                         f"{kind.classes[predicted]} ({verdict}); map {status}")
                 _montage(case_dir / f"{method}.png", names, images, parts, slices, axis, title)
                 written += 1
     return written
