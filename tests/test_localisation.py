@@ -1,0 +1,100 @@
+"""Localisation and degradation formulas (seed 002, SE3D, ROAD) on cases whose answers are known by hand, and against
+scikit-learn where it has the same quantity."""
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+from clinxai.metrics.coherence import ranking, rma, rra
+from clinxai.metrics.degradation import class_adjusted, degradation_score, morf_lerf_curves
+from clinxai.metrics.road import impute, stencil
+from clinxai.metrics.voxel_ranking import auroc, max_f1, pointing_game, vxap
+
+MASK = np.zeros((8, 8), bool)
+MASK[2:5, 3:6] = True  # 9 of 64 voxels
+
+
+def test_a_map_equal_to_the_mask_scores_one():
+    parts, masks = [MASK.astype(float)], [MASK]
+    assert rma(parts, masks) == rra(parts, masks) == vxap(parts, masks) == 1.0
+    assert max_f1(parts, masks) == auroc(parts, masks) == pointing_game(parts, masks) == 1.0
+
+
+def test_a_map_outside_the_mask_scores_zero_and_chance():
+    outside = (~MASK).astype(float) * np.linspace(0.1, 1, 64).reshape(8, 8)
+    parts, masks = [outside], [MASK]
+    assert rma(parts, masks) == rra(parts, masks) == pointing_game(parts, masks) == 0.0
+    assert auroc(parts, masks) <= 0.5
+    # a map that is 0 on the mask and constant elsewhere ranks nothing: AP is the prevalence (the chance level)
+    flat = [(~MASK).astype(float)]
+    assert vxap([np.zeros((8, 8))], masks) == pytest.approx(9 / 64)
+    assert vxap(flat, masks) == pytest.approx(9 / 64)
+
+
+def test_threshold_free_scores_equal_scikit_learn():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = rng.random((6, 5, 4)).round(2), rng.random((6, 5, 4)).round(2)  # rounded: ties included
+        ma, mb = rng.random((6, 5, 4)) < 0.3, rng.random((6, 5, 4)) < 0.2
+        y, s = np.r_[ma.ravel(), mb.ravel()], np.r_[a.ravel(), b.ravel()]
+        assert vxap([a, b], [ma, mb]) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        assert auroc([a, b], [ma, mb]) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        p, r, _ = precision_recall_curve(y, s)
+        f1 = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0)
+        assert max_f1([a, b], [ma, mb]) == pytest.approx(f1.max(), abs=1e-12)
+
+
+def test_rra_by_hand_with_ties_broken_by_a_seeded_order():
+    m = np.zeros(10)
+    m[[0, 1, 2]] = [3.0, 2.0, 1.0]
+    mask = np.zeros(10, bool)
+    mask[[0, 5, 6, 7]] = True  # K = 4: the top 3 voxels hold 1 mask voxel; the 4th is one of 7 tied zeros
+    values = rra([m], [mask], seed=1)
+    fourth = ranking(m, seed=1)[3]
+    assert values == (1 + mask[fourth]) / 4
+    assert rra([m], [mask], seed=1) == values  # seeded: the same every time
+    assert rma([m], [mask]) == 0.5
+
+
+def test_degradation_score_and_class_adjustment():
+    assert degradation_score([0.2, 0.1], [0.9, 0.8]) == pytest.approx(0.7)
+    equal = class_adjusted([0.3, 0.3, 0.3, 0.3], [0, 0, 1, 1])
+    assert equal["ds_c"] == equal["ds"] == pytest.approx(0.3) and equal["delta"] == 0
+    uneven = class_adjusted([0.4, 0.6, 0.0, 0.2], [0, 0, 1, 1], alpha=1.0)
+    assert uneven["ds"] == pytest.approx(0.3) and uneven["delta"] == pytest.approx(0.2)
+    assert uneven["ds_c"] == pytest.approx(0.1)
+    three = class_adjusted([0.1, 0.5, 0.3], [0, 1, 2])  # more classes: half the range of the class means
+    assert three["delta"] == pytest.approx(0.2)
+
+
+def test_a_model_looking_at_one_region_gives_positive_ds_for_that_region():
+    region = np.zeros(100, bool)
+    region[10:20] = True
+    x = np.ones(100)
+
+    def predict(batch):  # the class probability grows with the region's signal only
+        return 1 / (1 + np.exp(-(batch[:, region].sum(1) - 5)))
+
+    def zero(x, removed):
+        return np.where(removed, 0.0, x)
+
+    morf, lerf = morf_lerf_curves(predict, x, region.astype(float), zero, steps=10)
+    assert degradation_score(morf, lerf) > 0
+    morf, lerf = morf_lerf_curves(predict, x, (~region).astype(float), zero, steps=10)
+    assert degradation_score(morf, lerf) < 0
+
+
+def test_road_restores_a_linear_ramp_exactly():
+    assert sum(w for _, w in stencil(2)) == pytest.approx(1) and sorted({round(w * 12, 9) for _, w in stencil(2)}) == [1, 2]
+    x, y = np.meshgrid(np.arange(20.0), np.arange(16.0), indexing="ij")
+    ramp = 2 * x - 3 * y + 1
+    hole = np.zeros(ramp.shape, bool)
+    hole[5:12, 4:10] = True
+    np.testing.assert_allclose(impute(ramp, hole), ramp, atol=1e-7)
+    vol = (0.5 * x[..., None] + 1.5 * y[..., None] - 2 * np.arange(12.0)) * np.ones((20, 16, 12))
+    block = np.zeros(vol.shape, bool)
+    block[4:14, 3:12, 2:9] = True
+    np.testing.assert_allclose(impute(vol, block), vol, atol=1e-7)
+    everything = impute(ramp, np.ones(ramp.shape, bool))  # nothing known: the modality's mean
+    assert np.all(everything == ramp.mean())
+    noisy = impute(ramp, hole, noise_std=0.1, seed=3)
+    assert 0.05 < np.std(noisy[hole] - ramp[hole]) < 0.2 and np.array_equal(noisy[~hole], ramp[~hole])
