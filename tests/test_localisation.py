@@ -98,3 +98,35 @@ def test_road_restores_a_linear_ramp_exactly():
     assert np.all(everything == ramp.mean())
     noisy = impute(ramp, hole, noise_std=0.1, seed=3)
     assert 0.05 < np.std(noisy[hole] - ramp[hole]) < 0.2 and np.array_equal(noisy[~hole], ramp[~hole])
+
+
+def test_against_quantus():
+    """Quantus 0.6 (a test-only dependency, skipped where it does not install): RMA, RRA and AUC on 2-D maps without
+    ties (Quantus breaks ties by argsort), and a MoRF curve of a small model with zero replacement."""
+    quantus = pytest.importorskip("quantus", reason="quantus 0.6 is not installed (pip install quantus)")
+    import torch
+
+    rng = np.random.default_rng(4)
+    a = rng.random((3, 1, 8, 8))
+    s = rng.random((3, 1, 8, 8)) < 0.25
+    kw = {"disable_warnings": True}
+    for mine, theirs in ((rma, quantus.RelevanceMassAccuracy(**kw)), (rra, quantus.RelevanceRankAccuracy(**kw)),
+                         (auroc, quantus.AUC(**kw))):
+        ref = theirs.evaluate_batch(a_batch=a, s_batch=s)
+        np.testing.assert_allclose([mine([ai[0]], [si[0]]) for ai, si in zip(a, s)], ref, atol=1e-12)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).eval()
+    x = rng.normal(size=(2, 1, 8, 8)).astype(np.float32)
+    y = np.array([0, 1])
+    flip = quantus.PixelFlipping(features_in_step=8, perturb_baseline=0.0, disable_warnings=True)
+    curves = flip(model=model, x_batch=x, y_batch=y, a_batch=a[:2].astype(np.float32), device="cpu", softmax=True)
+
+    for i in range(2):
+        def predict(batch, i=i):
+            with torch.no_grad():
+                out = torch.softmax(model(torch.from_numpy(batch.astype(np.float32)).reshape(-1, 1, 8, 8)), 1)
+            return out[:, y[i]].numpy()
+
+        morf, _ = morf_lerf_curves(predict, x[i].ravel(), a[i].ravel(), lambda v, r: np.where(r, 0.0, v), steps=8)
+        np.testing.assert_allclose(morf, curves[i], atol=1e-6)
