@@ -1,9 +1,18 @@
 # clinxai: evaluate heatmap explanations of multi-modal medical-image classifiers (Clinical XAI Guidelines).
 # Thin entry point: config, validation (rules/common.smk), one rule file per stage, the default target.
 
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.17")  # 9.10-9.16 schedule more threads than --cores (snakemake#3913)
+
+# The default config file is read strictly first: a YAML error or a duplicated key names file, line and column
+# (Snakemake's own message does not). Files given with --configfile: `python -m clinxai.config check FILE`.
+sys.path.insert(0, f"{workflow.basedir}/workflow")
+from clinxai.config import load_config_file
+
+load_config_file("config/config.yaml")
 
 
 configfile: "config/config.yaml"

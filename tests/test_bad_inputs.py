@@ -2,6 +2,7 @@
 or the file (and the case) and says what to do; where the README promises it, `on_bad_case: exclude` skips the case
 and lists it; and nothing computed before is lost (the outputs of a good earlier run survive a failed one)."""
 import gzip
+import re
 import shutil
 from dataclasses import dataclass
 from typing import Callable
@@ -301,3 +302,19 @@ def test_a_killed_write_leaves_no_output_and_its_leftovers_go(tmp_path):
     leftover.write_text("half")
     save_csv(out, pd.DataFrame({"a": [2]}))
     assert pd.read_csv(out)["a"].tolist() == [2] and not leftover.exists()
+
+
+def test_a_broken_default_config_names_file_line_and_column(tmp_path):
+    import subprocess
+    import sys
+
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    for name in ("Snakefile", "workflow", "profiles"):
+        (wd / name).symlink_to(ROOT / name)
+    (wd / "config").mkdir()
+    text = (ROOT / "config/config.yaml").read_text().replace("seeds: [10, 20, 30, 40, 50]", "seeds: [10, 20")
+    (wd / "config/config.yaml").write_text(text)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=wd, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert re.search(r"config/config\.yaml:\d+:\d+: not valid YAML \(expected ',' or '\]'", res.stderr + res.stdout)
