@@ -210,3 +210,24 @@ def test_modality_specific_masks_are_disjoint_and_unified_is_shared():
     assert all(not (ids[i] & ids[j]) for i in range(4) for j in range(i + 1, 4))
     assert all(np.array_equal(m["unified"][0], m["unified"][c]) for c in range(4))
     assert len(np.unique(m["specific"][0][~brain])) == 1  # background is one feature per channel
+
+
+@pytest.mark.parametrize("method", [m for m, spec in METHODS.items() if spec.sampled])
+def test_sampled_methods_do_not_depend_on_the_process_random_state(method):
+    """A fresh process seeds numpy's and Python's global generators from the OS; captum's GradientShap draws from
+    numpy's. Every sampled method must give the same map whatever state the globals were left in."""
+    import random
+
+    model, inputs, masks = _glioma_setup(2)
+    with torch.no_grad():  # non-zero biases: a bias-free ReLU net has the same gradient at every point of a ray
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.normal_(0, 0.5)
+    maps = []
+    for state in (1, 2):
+        np.random.seed(state)
+        random.seed(state)
+        torch.manual_seed(state)
+        maps.append(_run("glioma", method, model, inputs, masks))
+    for a, b in zip(*maps):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), method

@@ -11,6 +11,7 @@ evaluate `perturbations_per_eval` perturbed copies per forward pass.
 
 from __future__ import annotations
 
+import random
 import time
 import zlib
 
@@ -144,7 +145,11 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
     for g in groups:
         g = [int(i) for i in g]
         gen = torch.Generator().manual_seed(case_seed(seed, method_name, cases[g[0]]))
+        # every generator a method may draw from: captum's GradientShap draws its interpolation points from numpy's
+        # global generator, which a fresh process seeds from the OS (two identical runs gave different maps)
         torch.manual_seed(case_seed(seed, method_name, cases[g[0]]))
+        np.random.seed(case_seed(seed, method_name, cases[g[0]]))
+        random.seed(case_seed(seed, method_name, cases[g[0]]))
         x = tuple(torch.cat([inputs[i][k] for i in g]).to(device) for k in range(len(inputs[0])))
         target = torch.tensor([targets[i] for i in g], device=device)
         if method.feature_mask:
