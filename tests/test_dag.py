@@ -122,3 +122,16 @@ def test_editing_real_data_in_place_reruns_preparation(tmp_path, brats_dir):
     mapping.write_text(text.replace("LGG", "HGG", 1) if "LGG" in text else text.replace("HGG", "LGG", 1))
     os.utime(brats_dir, ns=(folder_mtime, folder_mtime))
     assert planned_jobs(snakemake(wd, "-n", "--quiet", "rules", *args).stdout)["prepare_data"] == 1
+
+
+def test_a_first_manifest_does_not_redo_a_finished_preparation(tmp_path, brats_dir):
+    """Upgrading a run prepared before manifests existed: the new manifest dates from the newest input file."""
+    from clinxai.data.manifest import update_manifest
+
+    newest = max(p.stat().st_mtime_ns for p in brats_dir.rglob("*") if p.is_file())
+    path = update_manifest(tmp_path / "m.tsv", [brats_dir])
+    assert os.stat(path).st_mtime_ns == newest
+    (brats_dir / "name_mapping.csv").write_text((brats_dir / "name_mapping.csv").read_text() + "\n")
+    os.utime(brats_dir / "name_mapping.csv", ns=(newest - 10**9, newest - 10**9))  # restored with an old time
+    update_manifest(path, [brats_dir])
+    assert os.stat(path).st_mtime_ns > newest  # changed since: now

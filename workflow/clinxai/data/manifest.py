@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 
 
-def input_state(folders) -> str:
-    """One line per file under `folders`: folder index, relative path, size, modification time (ns)."""
-    lines = []
+def input_state(folders) -> tuple[str, int]:
+    """One line per file under `folders` (folder index, relative path, size, modification time in ns), and the
+    newest modification time among them."""
+    lines, newest = [], 0
     for i, folder in enumerate(folders):
         root = Path(folder)
         for dirpath, dirnames, filenames in os.walk(root):
@@ -28,16 +29,25 @@ def input_state(folders) -> str:
                 except OSError:  # unreadable entries are reported by the reader, with the case they belong to
                     continue
                 lines.append(f"{i}\t{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
-    return "".join(line + "\n" for line in lines)
+                newest = max(newest, st.st_mtime_ns)
+    return "".join(line + "\n" for line in lines), newest
 
 
 def update_manifest(path, folders) -> str:
-    """Write the input state to `path` if it differs from what is there; returns `path`."""
+    """Write the input state to `path` if it differs from what is there; returns `path`.
+
+    Its modification time says when the inputs changed: the newest input file's when the manifest is first written (a
+    run prepared before manifests existed is not redone), now when a listed file changed since (a file restored with
+    an old timestamp still counts as a change)."""
     path = Path(path)
-    state = "".join(f"# {f}\n" for f in folders) + input_state(folders)
-    if not path.is_file() or path.read_text() != state:
+    listing, newest = input_state(folders)
+    state = "".join(f"# {f}\n" for f in folders) + listing
+    first = not path.is_file()
+    if first or path.read_text() != state:
         from ..io import atomic_path  # only on a change: pandas, which io imports, would slow every parse
 
         with atomic_path(path) as tmp:
             tmp.write_text(state)
+        if first and newest:
+            os.utime(path, ns=(newest, newest))
     return str(path)
