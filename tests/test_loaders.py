@@ -192,3 +192,18 @@ def test_prepared_knee_arrays(mrnet_dir, tmp_path):
     split = pd.read_csv(out["split"], dtype={"case": str})
     arr = np.load(out["arrays"] / f"{split.case[0]}.npz")
     assert meta["n_cases"] == 10 and arr["axial"].shape == (4, 16, 16) and arr["box_axial"].any()
+
+
+def test_prepared_arrays_do_not_depend_on_torch_threads(brats_dir, tmp_path):
+    """The anti-aliased resize summed in a thread-dependent order: --cores 1 and --cores 2 gave different arrays."""
+    import torch
+
+    cfg = {"root": str(brats_dir), "grid": [16, 16, 8], "on_bad_case": "stop"}
+    arrays = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        prepare("glioma", "brats", cfg, SPLIT, _outputs(tmp_path / str(n)), threads=n)
+        arrays.append({p.name: dict(np.load(p)) for p in sorted((tmp_path / str(n) / "out" / "arrays").glob("*.npz"))})
+    assert arrays[0].keys() == arrays[1].keys()
+    for case in arrays[0]:
+        assert all(np.array_equal(arrays[0][case][k], arrays[1][case][k]) for k in arrays[0][case]), case

@@ -142,6 +142,10 @@ def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict,
         raise ClinxaiError(f"prepare: no reader for dataset format {dataset!r}; known: {', '.join(READERS)}")
     policy = BadCasePolicy(data_cfg.get("on_bad_case", "stop"))
     grid = [int(g) for g in data_cfg["grid"]]
+    # One intra-op thread: the anti-aliased resize sums in an order that depends on torch's thread count, so the
+    # prepared arrays (and every model trained on them) differed in the last bits between --cores 1 and --cores 2.
+    # The cases run in parallel instead (`threads`).
+    torch.set_num_threads(1)
     with atomic_dir(out["arrays"]) as arrays_dir:
         root = Path(data_cfg["root"])
         cases, prepare_case, channels = READERS[dataset](root, data_cfg, grid, policy)
