@@ -130,3 +130,27 @@ def test_against_quantus():
 
         morf, _ = morf_lerf_curves(predict, x[i].ravel(), a[i].ravel(), lambda v, r: np.where(r, 0.0, v), steps=8)
         np.testing.assert_allclose(morf, curves[i], atol=1e-6)
+
+
+def test_the_localisation_stage_scores_every_map_in_long_format(tmp_path):
+    import pandas as pd
+
+    from clinxai.attribution.maps import save_maps
+    from clinxai.evaluation.localisation import SCORES, run_localisation
+    from clinxai.tasks import KINDS
+
+    seg = np.zeros((6, 6, 3), np.uint8)
+    seg[1:4, 1:4, :] = 1
+    (tmp_path / "arrays").mkdir()
+    np.savez(tmp_path / "arrays" / "c1.npz", seg=seg)
+    inside = (seg > 0).astype(np.float32)
+    save_maps(tmp_path / "maps.npz", {"c1": [inside] * 4})
+    pd.DataFrame({"case": ["c1"], "label": [1], "pred": [0], "prob_0": [0.6], "prob_1": [0.4]}).to_csv(
+        tmp_path / "pred.csv", index=False)
+    post = {"upsample_gradcam": True, "smooth_sigma": None, "normalise": True, "mass": 0.99, "positive_only": True}
+    names = ["T1", "T1C", "T2", "FLAIR"]
+    t = run_localisation("brain", KINDS["glioma"], "Gradient", [10], [tmp_path / "maps.npz"], [tmp_path / "pred.csv"],
+                         tmp_path, names, post, 0, tmp_path / "out.csv")
+    assert len(t) == len(SCORES) * (1 + 4) and set(t["better"]) == {"higher"}
+    assert (t["value"] == 1.0).all() and set(t["modality"]) == {"all", *names}  # the map is the mask
+    assert pd.read_csv(tmp_path / "out.csv").shape == t.shape
