@@ -5,7 +5,6 @@ tables, and Table 2's means. Called by the end-to-end test on its results."""
 from __future__ import annotations
 
 import itertools
-import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -139,5 +138,4 @@ def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi"
         if task in groundtruth:
             units[(task, groundtruth_metric)] = (table, ["seed", "case"])
     friedman_nemenyi(results, units, max_missing)
-    assert not math.isnan(len(units))
     return len(units)

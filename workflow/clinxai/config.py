@@ -8,7 +8,7 @@ import jsonschema
 import yaml
 
 from . import ClinxaiError
-from .tasks import KINDS, RENAMED_KEYS, RESERVED_NAMES, kind_of, source_task, task_setting, task_title
+from .tasks import KINDS, RENAMED_KEYS, RESERVED_NAMES, kind_name, kind_of, source_task, task_setting, task_title
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -49,13 +49,11 @@ def task_schema(config: dict, schema: dict) -> dict:
     task name under a per-task key is reported like any unknown key."""
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     names = list(data)
-    kinds = {}
-    for t in names:
-        kind = data[t].get("kind", t) if isinstance(data[t], dict) else t
-        if kind not in KINDS:
-            raise ConfigError(f"config key data.{t}.kind = {kind!r}: unknown kind of task; known: {', '.join(KINDS)} "
-                              f"(a task not named after a kind must set data.{t}.kind).")
-        kinds[t] = kind
+    try:  # a non-mapping entry gets the name's kind here and the schema's error below
+        kinds = {t: kind_name(config, t) if isinstance(data[t], dict) else t for t in names}
+    except ClinxaiError as err:
+        raise ConfigError(str(err)) from err
+    kinds = {t: k if k in KINDS else next(iter(KINDS)) for t, k in kinds.items()}
 
     def expand(node):
         if isinstance(node, dict):

@@ -231,7 +231,7 @@ def make_synthetic(task: str, generator_path, cfg: dict, split_cfg: dict, out: d
     save_csv(out["split"], split)
     counts = split.groupby(["split", "label"]).size().unstack(fill_value=0)
     meta = {
-        "task": task, "channels": list(CHANNELS), "grid": [cfg["size"], cfg["size"]], "root": "synthetic",
+        "task": task, "channels": list(CHANNELS), "grid": [cfg["size"], cfg["size"]], "root": str(generator_path),
         "n_cases": n, "n_excluded": 0, "n_groundtruth": n_gt,
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
         "alignment": {"t1c": float(t1c_aligned.mean()), "flair": float(flair_aligned.mean())},

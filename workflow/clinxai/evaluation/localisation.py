@@ -8,14 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import ClinxaiError
-from ..attribution.maps import load_maps
-from ..attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
-from ..data.cases import clinical_masks
+from ..attribution.postprocess import STATUS_NONFINITE
 from ..io import save_csv
 from ..metrics.coherence import rma, rra
 from ..metrics.voxel_ranking import auroc, max_f1, pointing_game, vxap
 from ..tasks import TaskKind
+from .plausibility import processed_maps
 
 # metric -> (function of (parts, masks, seed, key), better direction)
 SCORES = {
@@ -42,26 +40,16 @@ def map_scores(parts, masks, names, seed: int = 0, key: str = "") -> list[dict]:
 def run_localisation(task: str, kind: TaskKind, method: str, seeds, maps, predictions, data_dir, names: list[str],
                      post_cfg: dict, dilation: int, out_path) -> pd.DataFrame:
     """Long-format scores of one method's maps on every model of a task."""
-    rows, masks_of = [], {}
-    for seed, maps_path, pred_path in zip(seeds, maps, predictions):
-        pred = pd.read_csv(pred_path, dtype={"case": str})
-        raw = load_maps(maps_path)
-        for r in pred.itertuples(index=False):
-            if r.case not in raw:
-                raise ClinxaiError(f"{maps_path} has no map for test case {r.case}: rerun its heatmaps job.")
-            if r.case not in masks_of:
-                masks_of[r.case] = clinical_masks(kind, data_dir, r.case, names, dilation, task)
-            masks = masks_of[r.case]
-            shape = next(m for m in masks if m is not None).shape
-            shapes = [shape if m is None else m.shape for m in masks]
-            parts, status = postprocess(raw[r.case], shapes, post_cfg, gradcam=is_layer_map(method))
-            base = {"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label, "pred": r.pred,
-                    "status": status}
-            if status == STATUS_NONFINITE:
-                rows += [{**base, "modality": "all", "metric": m, "value": np.nan, "better": b}
-                         for m, (_, b) in SCORES.items()]
-                continue
-            rows += [{**base, **s} for s in map_scores(parts, masks, names, int(seed), f"{method}/{r.case}")]
+    rows = []
+    for seed, _, r, parts, masks, status in processed_maps(task, kind, method, seeds, maps, predictions, data_dir,
+                                                           names, post_cfg, dilation):
+        base = {"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label, "pred": r.pred,
+                "status": status}
+        if status == STATUS_NONFINITE:
+            rows += [{**base, "modality": "all", "metric": m, "value": np.nan, "better": b}
+                     for m, (_, b) in SCORES.items()]
+            continue
+        rows += [{**base, **s} for s in map_scores(parts, masks, names, int(seed), f"{method}/{r.case}")]
     table = pd.DataFrame(rows)
     save_csv(out_path, table)
     return table

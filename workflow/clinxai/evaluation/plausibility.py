@@ -34,15 +34,14 @@ def modality_weights(phi: pd.DataFrame, seed: int, names: list[str], how: str, s
     return normalise_phi(g.loc[names, "phi"].to_numpy(float), how)
 
 
-def run_plausibility(task: str, kind: TaskKind, method: str, seeds, maps, predictions, phi_path, data_dir, names: list[str],
-                     post_cfg: dict, phi_normalisation: str, dilation: int, out_path) -> pd.DataFrame:
-    """Per (seed, case): FP, MSFI and msfi_global of one method's post-processed map, with the prediction."""
-    phi = pd.read_csv(phi_path)
-    rows, masks_of = [], {}  # every model has the same test cases: each case's mask is built once
+def processed_maps(task: str, kind: TaskKind, method: str, seeds, maps, predictions, data_dir, names: list[str],
+                   post_cfg: dict, dilation: int):
+    """(seed, prediction row, post-processed map parts, clinical masks, status) of every test case of every model.
+    Every model has the same test cases: each case's masks are built once. Shared by plausibility and localisation."""
+    masks_of = {}
     for seed, maps_path, pred_path in zip(seeds, maps, predictions):
         pred = pd.read_csv(pred_path, dtype={"case": str})
         raw = load_maps(maps_path)
-        w = modality_weights(phi, seed, names, phi_normalisation, phi_path)
         for r in pred.itertuples(index=False):
             if r.case not in raw:
                 raise ClinxaiError(f"{maps_path} has no map for test case {r.case}: rerun its heatmaps job.")
@@ -52,17 +51,30 @@ def run_plausibility(task: str, kind: TaskKind, method: str, seeds, maps, predic
             shape = next(m for m in masks if m is not None).shape  # maskless modalities share the grid
             shapes = [shape if m is None else m.shape for m in masks]
             parts, status = postprocess(raw[r.case], shapes, post_cfg, gradcam=is_layer_map(method))
-            scores = {"fp": np.nan, "msfi": np.nan, "msfi_global": np.nan}
-            if status != STATUS_NONFINITE:
-                try:
-                    scores = {"fp": fp(parts, masks), "msfi": msfi(parts, masks, w),
-                              "msfi_global": msfi_global(parts, masks, w)}
-                except ClinxaiError as err:
-                    raise ClinxaiError(f"{maps_path}, case {r.case}: {err}; rerun its heatmaps job after a change "
-                                       "of the data grid.") from err
-            rows.append({"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label,
-                         "pred": r.pred, "prob_pred": r.prob_1 if r.pred == 1 else r.prob_0,
-                         "correct": bool(r.pred == r.label), "status": status, **scores})
+            yield seed, maps_path, r, parts, masks, status
+
+
+def run_plausibility(task: str, kind: TaskKind, method: str, seeds, maps, predictions, phi_path, data_dir, names: list[str],
+                     post_cfg: dict, phi_normalisation: str, dilation: int, out_path) -> pd.DataFrame:
+    """Per (seed, case): FP, MSFI and msfi_global of one method's post-processed map, with the prediction."""
+    phi = pd.read_csv(phi_path)
+    rows, weights = [], {}
+    for seed, maps_path, r, parts, masks, status in processed_maps(task, kind, method, seeds, maps, predictions,
+                                                                   data_dir, names, post_cfg, dilation):
+        if seed not in weights:
+            weights[seed] = modality_weights(phi, seed, names, phi_normalisation, phi_path)
+        w = weights[seed]
+        scores = {"fp": np.nan, "msfi": np.nan, "msfi_global": np.nan}
+        if status != STATUS_NONFINITE:
+            try:
+                scores = {"fp": fp(parts, masks), "msfi": msfi(parts, masks, w),
+                          "msfi_global": msfi_global(parts, masks, w)}
+            except ClinxaiError as err:
+                raise ClinxaiError(f"{maps_path}, case {r.case}: {err}; rerun its heatmaps job after a change "
+                                   "of the data grid.") from err
+        rows.append({"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label,
+                     "pred": r.pred, "prob_pred": r.prob_1 if r.pred == 1 else r.prob_0,
+                     "correct": bool(r.pred == r.label), "status": status, **scores})
     table = pd.DataFrame(rows)
     save_csv(out_path, table)
     log.info("%s %s: FP %.3f, MSFI %.3f, msfi_global %.3f over %d maps", task, method, table["fp"].mean(),
