@@ -28,6 +28,7 @@ include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/truthfulness.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/plausibility.smk"
+include: "workflow/rules/localisation.smk"
 include: "workflow/rules/statistics.smk"
 include: "workflow/rules/report.smk"
 
@@ -43,6 +44,9 @@ localrules:
     synthetic_summary,
     informativeness,
     fig5_right_wrong,
+    localisation_summary,
+    road_comparison,
+    fig_degradation_curves,
     method_statistics,
     tables,
     scorecard,

@@ -1,7 +1,9 @@
 """Independent recomputation of the reported numbers from the lower-level outputs of a run (float64, scipy /
 scikit-posthocs / fractions, never the package's own functions): ΔAUPC from the curves, φ from the subset table, τ-b
 from φ and the modality sums, Friedman and Nemenyi from the blocks, Mann-Whitney and Spearman from the plausibility
-tables, and Table 2's means. Called by the end-to-end test on its results."""
+tables, Table 2's means; DS, DS_c and the MoRF / LeRF scores from the degradation curves, RMA against the
+plausibility stage's FP (the same quantity by another code path), the ROAD comparison's ΔAUPC and τ-b, and Table 5's
+means and tests. Called by the end-to-end test on its results."""
 from __future__ import annotations
 
 import itertools
@@ -120,8 +122,70 @@ def informativeness(results: Path, task: str, score: str) -> pd.DataFrame:
     return table
 
 
+def degradation(results: Path, task: str) -> pd.DataFrame:
+    """Per-case DS, mean MoRF / LeRF probability and gains from the curves; DS_c per model from those."""
+    curves = pd.concat([pd.read_csv(p, dtype={"case": str})
+                        for p in (results / task / "localisation/degradation").rglob("*.csv")])
+    scores = pd.read_csv(results / task / "localisation/scores.csv", dtype={"case": str})
+    stored = scores.set_index(["seed", "method", "case", "metric"])["value"]
+    mine, labels = {}, {}
+    for (seed, method, case), g in curves[curves["step"] > 0].groupby(["seed", "method", "case"]):
+        q = {c: g[g["curve"] == c].groupby("step")["prob"].mean().sort_index().to_numpy(float)
+             for c in ("morf", "lerf", "random")}
+        mine.update({(seed, method, case, "ds"): np.mean(q["lerf"] - q["morf"]),
+                     (seed, method, case, "morf"): q["morf"].mean(), (seed, method, case, "lerf"): q["lerf"].mean(),
+                     (seed, method, case, "morf_gain"): np.mean(q["random"] - q["morf"]),
+                     (seed, method, case, "lerf_gain"): np.mean(q["lerf"] - q["random"])})
+        labels[(seed, method, case)] = int(g["label"].iloc[0])
+    keys = list(mine)
+    _close([mine[k] for k in keys], stored.loc[keys], f"{task} degradation scores")
+    ds_c = pd.read_csv(results / task / "localisation/ds_c.csv").set_index(["seed", "method"])
+    alpha = float(ds_c["alpha"].iloc[0])
+    for (seed, method), row in ds_c.iterrows():
+        ds = {k: v for k, v in mine.items() if k[:2] == (seed, method) and k[3] == "ds"}
+        by_class = {}
+        for k, v in ds.items():
+            by_class.setdefault(labels[k[:3]], []).append(v)
+        means = [np.mean(v) for v in by_class.values()]
+        _close(np.mean(list(ds.values())) - alpha * 0.5 * (max(means) - min(means)), row["ds_c"],
+               f"{task} seed {seed} {method} DS_c")
+    return scores
+
+
+def rma_is_fp(results: Path, task: str, scores: pd.DataFrame) -> None:
+    """RMA (localisation stage) and FP (plausibility stage) are one quantity computed by two code paths."""
+    rma = scores[scores["metric"] == "rma"].set_index(["seed", "method", "case"])["value"]
+    plaus = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in (results / task / "plausibility").glob("*.csv")
+                       if p.name != "informativeness.csv"]).set_index(["seed", "method", "case"])["fp"]
+    assert len(rma) == len(plaus), f"{task}: {len(rma)} RMA rows vs {len(plaus)} FP rows"
+    np.testing.assert_allclose(rma.sort_index(), plaus.loc[rma.sort_index().index], rtol=0, atol=1e-10,
+                               err_msg=f"{task}: RMA differs from FP")
+
+
+def road(results: Path, task: str) -> None:
+    curves = pd.concat([pd.read_csv(p) for p in (results / task / "localisation/road").glob("seed*.csv")])
+    means = {}
+    for (rep, method), g in curves.groupby(["replacement", "method"]):
+        areas = []
+        for _, s in g.groupby("seed"):
+            m = s[s["curve"] == "map"].sort_values("q")
+            b = s[s["curve"] == "baseline"].groupby("q")["performance"].mean().sort_index()
+            areas.append(np.trapezoid(b.to_numpy(), b.index) - np.trapezoid(m["performance"], m["q"]))
+        means.setdefault(rep, {})[method] = np.mean(areas)
+    comparison = pd.read_csv(results / task / "localisation/road/comparison.csv").set_index(["replacement", "method"])
+    for rep, d in means.items():
+        _close(list(d.values()), comparison.loc[[(rep, m) for m in d], "mean"], f"{task} {rep} ΔAUPC")
+    kendall = pd.read_csv(results / task / "localisation/road/kendall.csv").iloc[0]
+    methods = sorted(means["road"])
+    a = np.array([means[kendall["replacement_a"]][m] for m in methods])
+    b = np.array([means["road"][m] for m in methods])
+    if np.ptp(a) > 0 and np.ptp(b) > 0:
+        ref = stats.kendalltau(a, b, variant="b")
+        _close([ref.statistic, ref.pvalue], [kendall["tau_b"], kendall["p"]], f"{task} ROAD τ-b")
+
+
 def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi", groundtruth=("synthetic",),
-                  groundtruth_metric="msfi_global", max_missing=0.5) -> int:
+                  groundtruth_metric="msfi_global", max_missing=0.5, localisation_tasks=()) -> int:
     """Every check above on a run's results; returns how many (task, metric) blocks were recomputed."""
     results = Path(results)
     units = {}
@@ -137,5 +201,14 @@ def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi"
         units[(task, score)] = (table, ["seed", "case"])
         if task in groundtruth:
             units[(task, groundtruth_metric)] = (table, ["seed", "case"])
+    for task in localisation_tasks:
+        scores = degradation(results, task)
+        if task in plausibility_tasks:
+            rma_is_fp(results, task, scores)
+        if task in removal_tasks:
+            road(results, task)
+        for metric, g in scores.groupby("metric"):
+            units[(task, metric)] = (g.rename(columns={"value": metric}), ["seed", "case"])
+        units[(task, "ds_c")] = (pd.read_csv(results / task / "localisation/ds_c.csv"), ["seed"])
     friedman_nemenyi(results, units, max_missing)
     return len(units)

@@ -105,3 +105,11 @@ def test_kinds_declare_the_modalities_their_readers_write():
     assert KINDS["glioma"].modalities == brats.CHANNEL_NAMES
     assert KINDS["knee"].modalities == mrnet.VIEWS
     assert KINDS["synthetic"].modalities == synthetic.CHANNELS
+
+
+def test_localisation_keys_are_checked():
+    with pytest.raises(ConfigError, match=r"localisation\.road\.seeds lists \[99\].*not in seeds"):
+        validate_config(cfg(localisation__road__seeds=[99]))
+    with pytest.raises(ConfigError, match=r"localisation\.degradation\.perturbation = 'smear'"):
+        validate_config(cfg(localisation__degradation__perturbation="smear"))
+    validate_config(cfg(localisation__road__seeds=None, localisation__degradation__max_cases=None))

@@ -168,8 +168,13 @@ def test_replacement_values():
     np.testing.assert_allclose(nb[:16], ndimage.uniform_filter(x[:16].reshape(4, 4), 3, mode="nearest").ravel())
     from clinxai import ClinxaiError
 
+    blur = replacement_values(x, m, layout, "blur", 1, "c", blur_sigma=1.5)
+    np.testing.assert_allclose(blur[16:], ndimage.gaussian_filter(x[16:].reshape(4, 4).astype(float), 1.5,
+                                                                  mode="nearest").ravel(), rtol=1e-6)
     with pytest.raises(ClinxaiError, match="replacement"):
-        replacement_values(x, m, layout, "blur", 1, "c")
+        replacement_values(x, m, layout, "smudge", 1, "c")
+    with pytest.raises(ValueError, match="road"):  # imputed per removed set, not one array per case
+        replacement_values(x, m, layout, "road", 1, "c")
 
 
 # ---------------------------------------------------------------- MI correlation

@@ -18,7 +18,8 @@ def test_end_to_end_and_resume(tmp_path):
     res = snakemake(wd, *args)
     assert res.returncode == 0, res.stderr[-3000:]
     # every reported number recomputed independently from the lower-level outputs (tests/recompute.py)
-    assert recompute_all(wd / "results", ["glioma", "knee"], ["glioma", "knee", "synthetic"]) == 8
+    all_tasks = ["glioma", "knee", "synthetic"]
+    assert recompute_all(wd / "results", ["glioma", "knee"], all_tasks, localisation_tasks=all_tasks) == 8 + 3 * 12
     for task, n in (("glioma", 14), ("knee", 20)):
         meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
         split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})
@@ -91,16 +92,32 @@ def test_end_to_end_and_resume(tmp_path):
         info = pd.read_csv(wd / f"results/{task}/plausibility/informativeness.csv")
         assert len(info) == methods and info["mw_marker"].isin(["*", "**", "***", "NS", "n.c."]).all()
         assert (wd / f"results/{task}/figures/fig5_right_wrong.png").stat().st_size > 10000
+    # localisation and degradation: scores per model, case and metric for every task; ROAD on the configured model
+    for task, methods, n_metrics in (("glioma", 6, 11), ("knee", 4, 11), ("synthetic", 6, 11)):
+        scores = pd.read_csv(wd / f"results/{task}/localisation/scores.csv", dtype={"case": str})
+        assert scores["metric"].nunique() == n_metrics and scores["method"].nunique() == methods
+        assert set(scores["better"]) == {"higher", "lower"} and scores["seed"].nunique() == 2
+        curves = pd.read_csv(wd / f"results/{task}/localisation/degradation/seed10/Gradient.csv", dtype={"case": str})
+        assert set(curves["curve"]) == {"morf", "lerf", "random"} and curves["step"].max() == 10
+        assert (wd / f"results/{task}/figures/degradation_curves.png").stat().st_size > 10000
+    for task in ("glioma", "knee"):
+        kendall = pd.read_csv(wd / f"results/{task}/localisation/road/kendall.csv")
+        assert kendall["n_seeds"].item() == 1 and kendall["n_methods"].item() == {"glioma": 6, "knee": 4}[task]
+        road = pd.read_csv(wd / f"results/{task}/localisation/road/seed10.csv")
+        assert set(road["replacement"]) == {"road", {"glioma": "zero", "knee": "mean"}[task]}
     # statistics across methods, the tables (all 16 methods, NaN for those not run) and the scorecard
     friedman = pd.read_csv(wd / "results/statistics/friedman.csv")
     assert {("glioma", "delta_aupc"), ("knee", "mi_correlation"), ("synthetic", "msfi_global"),
-            ("glioma", "msfi")} <= set(zip(friedman["task"], friedman["metric"]))
+            ("glioma", "msfi"), ("glioma", "vxap"), ("knee", "ds"), ("synthetic", "ds_c"), ("knee", "morf")} <= set(
+        zip(friedman["task"], friedman["metric"]))
     assert (wd / "results/figures/critical_difference.png").stat().st_size > 10000
-    for name in ("table2", "table3", "table4"):
+    for name in ("table2", "table3", "table4", "table5"):
         for ext in ("csv", "md", "tex", "html"):
             assert (wd / f"results/tables/{name}.{ext}").stat().st_size > 200
     table2 = (wd / "results/tables/table2.md").read_text()
     assert table2.count("\n| ") == 16 and "| Occlusion | NaN | NaN | NaN | NaN | NaN |" in table2
+    table5 = (wd / "results/tables/table5.md").read_text()
+    assert table5.count("\n| ") == 16 and "| RMA Glioma | RMA Knee | RMA Synthetic glioma |" in table5
     card = pd.read_csv(wd / "results/tables/scorecard.csv")
     assert set(card["result"]) <= {"pass", "fail", "not evaluated"} and set(card["guideline"]) == {"G3", "G4", "G5"}
     versions = pd.read_csv(wd / "results/report/versions.csv")
@@ -129,7 +146,9 @@ def test_end_to_end_and_resume(tmp_path):
     downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "all": 1}
     assert planned(edit) == {"heatmaps_glioma": 2, "heatmap_timing": 1, "export_heatmaps": 1,
                              "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
-                             "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, **downstream}
+                             "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, "localisation": 5,
+                             "degradation_glioma": 2, "localisation_summary": 1, "fig_degradation_curves": 1,
+                             "road_removal": 1, "road_comparison": 1, **downstream}
     # ... and one job per method without it: that method's heatmaps and removal curves only
     single = overlay(wd, "single.yaml", {"heatmaps": {"group_methods": False},
                                          "truthfulness": {"group_methods": False}})
@@ -147,7 +166,11 @@ def test_end_to_end_and_resume(tmp_path):
     # a truthfulness option: the removal curves and their summaries, no heatmaps, no Shapley
     edit = overlay(wd, "edit3.yaml", {"truthfulness": {"removal": {"replacement": {"knee": "zero"}}}})
     assert planned(edit) == {"feature_removal_knee": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
-                             **downstream}
+                             "road_removal": 1, "road_comparison": 1, **downstream}  # ROAD compares with it
+    # the MoRF / LeRF perturbation: every task's degradation curves and what is computed from them, nothing else
+    edit = overlay(wd, "edit6.yaml", {"localisation": {"degradation": {"perturbation": "road"}}})
+    assert planned(edit) == {"degradation_glioma": 2, "degradation_knee": 2, "degradation_synthetic": 2,
+                             "localisation_summary": 3, "fig_degradation_curves": 3, **downstream}
     # one stage on demand
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
         "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
@@ -160,5 +183,6 @@ def test_end_to_end_and_resume(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     html = (wd / "results/report.html").read_text()
     for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
-                 "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv"):
+                 "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv", "table5.html",
+                 "degradation_curves.png", "kendall.csv"):
         assert item in html, item

@@ -97,6 +97,11 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     for key, fr in fractions:
         if fr is not None and abs(sum(fr.values()) - 1.0) > 1e-6:
             raise ConfigError(f"config key {key} = {fr}: the fractions must sum to 1.")
+    road_seeds = config["localisation"]["road"]["seeds"] or []
+    unknown = [s for s in road_seeds if s not in config["seeds"]]
+    if unknown:
+        raise ConfigError(f"config key localisation.road.seeds lists {unknown}, which are not in seeds "
+                          f"{config['seeds']}: use seeds of trained models, or null for all of them.")
     _check_methods(config)
     try:
         needs = []
@@ -187,14 +192,47 @@ def task_methods(config: dict, task: str) -> list[str]:
 
 
 def removal_cfg(config: dict, task: str) -> dict:
-    """The truthfulness config as the removal functions take it for one task."""
+    """The truthfulness config as the removal functions take it for one task (the blur and ROAD parameters only
+    where the task uses them, so that finished jobs of the others keep their params)."""
     truth = config["truthfulness"]
     r = truth["removal"]
-    return {"n_steps": r["n_steps"], "baselines": r["baselines"],
+    how = task_setting(config, "truthfulness.removal.replacement", task)
+    extra = {"blur": {"blur_sigma": config["localisation"]["degradation"]["blur_sigma"]},
+             "road": {"road_noise": config["localisation"]["road"]["noise"]}}.get(how, {})
+    return {**extra, "n_steps": r["n_steps"], "baselines": r["baselines"],
             "replacement": task_setting(config, "truthfulness.removal.replacement", task),
             "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
             "metric": task_setting(config, "truthfulness.metric", task), "batch_size": truth["batch_size"],
             "fast": truth["fast"]}
+
+
+def degradation_cfg(config: dict, task: str) -> dict:
+    """The MoRF/LeRF config as clinxai.evaluation.degradation takes it for one task: `perturbation: replacement`
+    becomes the task's feature-removal replacement, so both perturb alike."""
+    d, removal = config["localisation"]["degradation"], removal_cfg(config, task)
+    how = removal["replacement"] if d["perturbation"] == "replacement" else d["perturbation"]
+    return {"steps": d["steps"], "random_orderings": d["random_orderings"], "perturbation": how,
+            "blur_sigma": d["blur_sigma"], "road_noise": config["localisation"]["road"]["noise"],
+            "neighbourhood_size": removal["neighbourhood_size"], "low_quantile": removal["low_quantile"],
+            "max_cases": d["max_cases"], "batch_size": config["truthfulness"]["batch_size"],
+            "fast": config["truthfulness"]["fast"]}
+
+
+def road_reuses_removal(config: dict) -> bool:
+    """Whether the ROAD comparison's own-replacement curves are feature removal's (every case, the same
+    baselines): then they are read, not recomputed."""
+    road = config["localisation"]["road"]
+    return road["max_cases"] is None and road["baselines"] == config["truthfulness"]["removal"]["baselines"]
+
+
+def road_cfg(config: dict, task: str) -> dict:
+    """Feature removal's config for the ROAD comparison: ROAD and -- unless feature removal's own curves are the
+    same perturbations (road_reuses_removal) -- the task's replacement, on the configured subset of cases with the
+    configured number of baselines."""
+    road, removal = config["localisation"]["road"], removal_cfg(config, task)
+    own = [] if road_reuses_removal(config) else [removal["replacement"]]
+    return {**removal, "baselines": road["baselines"], "max_cases": road["max_cases"],
+            "road_noise": road["noise"], "replacements": list(dict.fromkeys(own + ["road"]))}
 
 
 def task_postprocess_cfg(config: dict, task: str) -> dict:

@@ -9,9 +9,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from clinxai.config import (
     check_against_results,
     check_device,
+    degradation_cfg,
     load_config_file,
     mask_dilation,
     removal_cfg,
+    road_cfg,
+    road_reuses_removal,
     task_methods,
     task_postprocess_cfg,
     validate_config,
@@ -327,6 +330,71 @@ def modality_importance(task):
     return shapley_outputs(task)["phi"] if task in REMOVAL_TASKS else groundtruth_outputs(task)["phi"]
 
 
+# ---- localisation and degradation (issue 20) ----
+GROUP_DEGRADATION = config["localisation"]["degradation"].get("group_methods", False)
+ROAD_SEEDS = config["localisation"]["road"]["seeds"] or SEEDS
+LOCALISATION_CATEGORY = "Localisation and degradation"
+
+
+def loc_dir(task):
+    return f"{RESULTS}/{task}/localisation"
+
+
+def localisation_table(task, method):
+    """Every localisation score of one method's maps against the clinical masks (per modality and pooled)."""
+    return f"{loc_dir(task)}/maps/{method}.csv"
+
+
+def degradation_output(task, seed, method):
+    return f"{loc_dir(task)}/degradation/seed{seed}/{method}.csv"
+
+
+def grouped_degradation_outputs(task):
+    return {f"curves_{m}": degradation_output("{task}", "{seed}", m) for m in task_methods(config, task)}
+
+
+def all_degradation_outputs(task):
+    return [degradation_output(task, s, m) for s in SEEDS for m in task_methods(config, task)]
+
+
+def degradation_inputs(wc, methods):
+    return {
+        "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
+        "predictions": model_outputs(wc.task, wc.seed)["predictions"],
+        "meta": prepared(wc.task)["meta"],
+        "arrays": prepared(wc.task)["arrays"],
+        **{f"maps_{m}": heatmap_outputs(wc.task, wc.seed, m)["maps"] for m in methods},
+    }
+
+
+def road_curves(task, seed):
+    return f"{loc_dir(task)}/road/seed{seed}.csv"
+
+
+def road_inputs(wc):
+    """The ROAD curves of the configured models, and their feature-removal curves where those are the comparison's
+    own-replacement side (road_reuses_removal: every case, the same baselines)."""
+    removal = [removal_outputs(wc.task, s, m)["curves"] for s in ROAD_SEEDS for m in task_methods(config, wc.task)]
+    return {
+        "curves": [road_curves(wc.task, s) for s in ROAD_SEEDS],
+        "removal": removal if road_reuses_removal(config) else [],
+    }
+
+
+def road_outputs(task):
+    return {"comparison": f"{loc_dir(task)}/road/comparison.csv", "kendall": f"{loc_dir(task)}/road/kendall.csv"}
+
+
+def localisation_outputs(task):
+    """Per-case scores (long), DS_c per model and method, and the per-method summary of one task."""
+    return {k: f"{loc_dir(task)}/{k}.csv" for k in ("scores", "ds_c", "summary")}
+
+
+def localisation_summary_inputs(wc):
+    maps = [localisation_table(wc.task, m) for m in task_methods(config, wc.task)]
+    return {"curves": all_degradation_outputs(wc.task), "maps": maps if wc.task in PLAUSIBILITY_TASKS else []}
+
+
 # ---- statistics, tables, report ----
 STATISTICS = {
     "metrics": f"{RESULTS}/statistics/metrics.csv",
@@ -336,7 +404,7 @@ STATISTICS = {
 }
 # Not "Statistics": Snakemake's report defines that link target itself (docutils warns of a duplicate).
 STATS_CATEGORY = "Statistics across methods"
-TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst"}
+TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst", "table5": "table5.rst"}
 GROUNDTRUTH_METRIC = config["truthfulness"]["groundtruth"]["report"]
 
 
@@ -367,6 +435,9 @@ def all_targets():
             targets += [groundtruth_outputs(task)["summary"], gan_outputs(task)["check"]]
         if task in PLAUSIBILITY_TASKS:
             targets += [informativeness_table(task), f"{RESULTS}/{task}/figures/fig5_right_wrong.png"]
+        targets += [localisation_outputs(task)["summary"], f"{RESULTS}/{task}/figures/degradation_curves.png"]
+        if task in REMOVAL_TASKS:
+            targets += list(road_outputs(task).values())
     targets += list(STATISTICS.values()) + [f"{RESULTS}/figures/critical_difference.png"]
     targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
     targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]

@@ -7,6 +7,8 @@ rule method_statistics:
         delta_aupc=[truthfulness_outputs(t)["delta_aupc"] for t in REMOVAL_TASKS],
         mi_correlation=[truthfulness_outputs(t)["mi_correlation"] for t in REMOVAL_TASKS],
         plausibility=[p for t in PLAUSIBILITY_TASKS for p in plausibility_tables(t)],
+        localisation_scores=[localisation_outputs(t)["scores"] for t in TASKS],
+        ds_c=[localisation_outputs(t)["ds_c"] for t in TASKS],
     output:
         metrics=STATISTICS["metrics"],
         friedman=report(STATISTICS["friedman"], caption="../report/friedman.rst", category=STATS_CATEGORY),

@@ -23,7 +23,8 @@ with job_log(snakemake.log[0]) as log:
     tasks = sm.params.tasks
     groundtruth = {t["task"] for t in tasks if t["truthfulness"] == "groundtruth"}
     units = metric_units(by_task(sm.input.delta_aupc), by_task(sm.input.mi_correlation), by_task(sm.input.plausibility),
-                         sm.params.synthetic_metric, sm.params.score, groundtruth)
+                         sm.params.synthetic_metric, sm.params.score, groundtruth,
+                         by_task(sm.input.localisation_scores), by_task(sm.input.ds_c))
     metrics, friedman, nemenyi, matrices = compare_methods(units, sm.params.alpha, sm.params.max_missing)
     kendall = kendall_table(metrics, {t["task"]: t["kind"] for t in tasks})
     save_csv(sm.output.metrics, metrics)

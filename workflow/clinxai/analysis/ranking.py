@@ -15,10 +15,15 @@ from .stats import friedman_nemenyi, kendall_rankings, method_matrix
 log = logging.getLogger("clinxai.ranking")
 
 
+LOCALISATION = "localisation"  # the guideline column of the localisation and degradation metrics (Table 5)
+
+
 def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metric: str, plausibility_score: str,
-                 groundtruth_tasks=()):
-    """(task, metric, guideline, blocks, per-unit table) for every metric the run has. For `groundtruth_tasks`
-    (a known modality importance) the plausibility table's `synthetic_metric` is their G3 truthfulness score."""
+                 groundtruth_tasks=(), scores: dict | None = None, ds_c: dict | None = None):
+    """(task, metric, guideline, blocks, per-unit table, better) for every metric the run has. For
+    `groundtruth_tasks` (a known modality importance) the plausibility table's `synthetic_metric` is their G3
+    truthfulness score. `scores`: {task: long per-case table (metric, value, better)} of the localisation stage;
+    `ds_c`: {task: DS_c per (seed, method)} -- one unit per model, like ΔAUPC."""
     out = []
     for task, t in delta_aupc.items():
         out.append((task, "delta_aupc", "G3", ["seed"], t))
@@ -28,19 +33,28 @@ def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metri
         if task in groundtruth_tasks:
             out.append((task, synthetic_metric, "G3", ["seed", "case"], t))
         out.append((task, plausibility_score, "G4", ["seed", "case"], t))
-    return out
+    for task, t in (scores or {}).items():
+        for metric, g in t.groupby("metric", sort=False):
+            out.append((task, metric, LOCALISATION, ["seed", "case"], g.rename(columns={"value": metric}),
+                        g["better"].iloc[0]))
+    for task, t in (ds_c or {}).items():
+        out.append((task, "ds_c", LOCALISATION, ["seed"], t))
+    return [u if len(u) == 6 else (*u, "higher") for u in out]
 
 
 def compare_methods(units, alpha: float = 0.01, max_missing: float = 0.5):
     """Returns (metrics, friedman, nemenyi, matrices): long tables over every (task, metric)."""
     metrics, friedman, nemenyi, matrices = [], [], [], {}
-    for task, metric, guideline, blocks, table in units:
+    for task, metric, guideline, blocks, table, *better in units:
+        higher = (better or ["higher"])[0] == "higher"
         summary = table.groupby("method")[metric].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
         wide, dropped = method_matrix(table, blocks, metric, max_missing)
-        result, nem, ranks = friedman_nemenyi(wide, alpha)
+        result, nem, ranks = friedman_nemenyi(wide, alpha, higher)
         matrices[(task, metric)] = (wide, nem, ranks)
-        top3 = set(summary["mean"].dropna().nlargest(3).index)
-        summary = summary.assign(task=task, metric=metric, guideline=guideline, mean_rank=ranks,
+        means = summary["mean"].dropna()
+        top3 = set(means.nlargest(3).index if higher else means.nsmallest(3).index)
+        summary = summary.assign(task=task, metric=metric, guideline=guideline, better="higher" if higher else "lower",
+                                 mean_rank=ranks,
                                  top3=summary.index.isin(top3), better_than_others=summary.index.isin(result["better"]),
                                  friedman_chi2=result["chi2"], friedman_df=result["df"], friedman_p=result["p"])
         metrics.append(summary.reset_index())

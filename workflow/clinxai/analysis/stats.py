@@ -111,14 +111,16 @@ def method_matrix(long: pd.DataFrame, blocks: list[str], value: str, max_missing
     return wide, dropped
 
 
-def friedman_nemenyi(wide: pd.DataFrame, alpha: float = 0.01) -> tuple[dict, pd.DataFrame, pd.Series]:
+def friedman_nemenyi(wide: pd.DataFrame, alpha: float = 0.01,
+                     higher_is_better: bool = True) -> tuple[dict, pd.DataFrame, pd.Series]:
     """Friedman χ²(k−1) over methods (columns) with blocks (rows), Nemenyi post-hoc p-values and mean ranks
-    (1 = best = highest value). `better` lists the methods significantly better than the others: the smallest top
-    group (by mean rank) every member of which beats every method outside it at p < alpha."""
+    (1 = best: the highest value, or the lowest where lower is better). `better` lists the methods significantly
+    better than the others: the smallest top group (by mean rank) every member of which beats every method outside
+    it at p < alpha."""
     import scikit_posthocs as sp
 
     k, n = wide.shape[1], wide.shape[0]
-    ranks = wide.rank(axis=1, ascending=False).mean().sort_values()
+    ranks = wide.rank(axis=1, ascending=not higher_is_better).mean().sort_values()
     result = {"k": k, "n_blocks": n, "chi2": math.nan, "df": k - 1, "p": math.nan, "better": [], "note": ""}
     if k < 3 or n < 2:
         result["note"] = f"not computable: {k} methods and {n} complete blocks (need 3 and 2)"

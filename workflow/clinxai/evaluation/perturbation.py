@@ -4,14 +4,45 @@ baselines (SPEC §4, formulas in clinxai.metrics.removal) and the test-set perfo
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import torch
 
 from ..inference import Batcher, FlatLayout
+from ..metrics import road
 from ..metrics.modality import all_subsets
-from ..metrics.removal import (baseline_steps, performance, removal_fractions, removal_steps,
+from ..metrics.removal import (DYNAMIC, baseline_steps, performance, removal_fractions, removal_steps,
                                replacement_values)
+
+
+class Perturber:
+    """One case's input with removed voxels replaced, for batches of (curve, step) items whose removed voxels are
+    those with `steps[curve] <= step`. Fixed replacements (zero, mean, sampled, neighbourhood, blur) are one array
+    per case and a batch is one torch.where; ROAD imputes every item on its own (seeded per case, curve and step).
+    `cfg`: replacement (or `how`), neighbourhood_size, low_quantile, blur_sigma, road_noise."""
+
+    def __init__(self, x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, cfg: dict, seed: int,
+                 case: str):
+        self.x, self.layout, self.how, self.cfg = x, layout, how, cfg
+        self.key = (int(seed), zlib.crc32(str(case).encode()))
+        self.xt = torch.from_numpy(x)
+        self.values = None if how in DYNAMIC else torch.from_numpy(replacement_values(
+            x, flat_map, layout, how, seed, case, cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5),
+            cfg.get("blur_sigma", 2.0)))
+
+    def batch(self, steps: torch.Tensor, curves: list[int], at: list[int]) -> torch.Tensor:
+        """The perturbed inputs of items (curves[i], at[i]): a B x N tensor."""
+        r = torch.tensor(curves)
+        j = torch.tensor(at, dtype=torch.int16)
+        removed = steps.index_select(0, r) <= j[:, None]
+        if self.values is not None:
+            return torch.where(removed, self.values, self.xt)
+        shapes, slices = self.layout.modality_shapes(), self.layout.modality_slices()
+        return torch.from_numpy(np.stack([
+            road.fill(self.x, rm.numpy(), shapes, slices, self.cfg.get("road_noise", 0.01), (*self.key, ci, ji))
+            for rm, ci, ji in zip(removed, curves, at)]))
 
 
 def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
@@ -42,16 +73,13 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
         steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
         for j in range(n_steps):
             removed[:, j, c] = (steps <= j).sum(axis=1)
-        repl = replacement_values(x, flat_map, layout, cfg["replacement"], seed, case,
-                                  cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5))
-        xt, rt, st = torch.from_numpy(x), torch.from_numpy(repl), torch.from_numpy(steps)
-        # Batches are built in one torch.where each and go straight to the model (no concatenation); batches of
-        # 16-32 are faster per input than 64 on CPU (activations stay in cache).
+        perturber = Perturber(x, flat_map, layout, cfg["replacement"], cfg, seed, case)
+        st = torch.from_numpy(steps)
+        # Batches go straight to the model (no concatenation); batches of 16-32 are faster per input than 64 on CPU
+        # (activations stay in cache).
         for start in range(0, len(items), bs):
             chunk = items[start:start + bs]
-            r = torch.tensor([i[0] for i in chunk])
-            j = torch.tensor([i[1] for i in chunk], dtype=torch.int16)
-            p1, pr = predict(torch.where(st.index_select(0, r) <= j[:, None], rt, xt))
+            p1, pr = predict(perturber.batch(st, [i[0] for i in chunk], [i[1] for i in chunk]))
             for (ri, ji), a, b in zip(chunk, p1, pr):
                 if ji == 0:
                     prob1[:, 0, c], pred[:, 0, c] = a, b

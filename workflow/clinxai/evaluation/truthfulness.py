@@ -25,7 +25,7 @@ from .perturbation import removal_curves, subset_performance
 log = logging.getLogger("clinxai.truthfulness")
 
 
-def _test_set(kind: TaskKind, data_dir, predictions):
+def test_set(kind: TaskKind, data_dir, predictions):
     pred = pd.read_csv(predictions, dtype={"case": str})
     if pred.empty:
         raise ClinxaiError(f"{predictions} lists no test cases: the split has an empty test set.")
@@ -33,11 +33,23 @@ def _test_set(kind: TaskKind, data_dir, predictions):
     return cases, pred["label"].to_numpy(int), [as_tensors(x) for x in load_inputs(kind, data_dir, cases)]
 
 
-def _check_maps(maps: dict, cases: list[str], path) -> None:
+def check_maps(maps: dict, cases: list[str], path) -> None:
     missing = [c for c in cases if c not in maps]
     if missing:
         raise ClinxaiError(f"{path} has no map for test cases {missing[:5]}: rerun its heatmaps job "
                            "(delete the file) so maps and predictions agree.")
+
+
+def processed_inputs_maps(maps_path, method: str, cases: list[str], inputs: list, post_cfg: dict):
+    """(case, post-processed map parts on the input's grid, status) of one method's maps of the test cases; a failed
+    (non-finite) map becomes zeros: nothing is removed for it, and its status flags it."""
+    raw = load_maps(maps_path)
+    check_maps(raw, cases, maps_path)
+    for case, x in zip(cases, inputs):
+        parts, status = postprocess(raw[case], modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
+        if status == STATUS_NONFINITE:
+            parts = [np.zeros_like(p) for p in parts]
+        yield case, parts, status
 
 
 def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, maps: list,
@@ -50,20 +62,15 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
     """
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
-    cases, labels, inputs = _test_set(kind, data_dir, predictions)
+    cases, labels, inputs = test_set(kind, data_dir, predictions)
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
     tables, unperturbed = {}, {}  # the unchanged inputs' predictions: one forward pass per case, not per method
     for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
         t0 = time.perf_counter()
-        raw = load_maps(maps_path)
-        _check_maps(raw, cases, maps_path)
         flat_maps, sums = [], []
-        for case, x in zip(cases, inputs):
-            parts, status = postprocess(raw[case], modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
-            if status == STATUS_NONFINITE:  # nothing is removed for a failed map; it is flagged in the sums table
-                parts = [np.zeros_like(p) for p in parts]
+        for case, parts, status in processed_inputs_maps(maps_path, method, cases, inputs, post_cfg):
             flat_maps.append(layout.flatten_map(parts))
             sums.append({"seed": seed, "case": case, "method": method, "status": status,
                          "identical": identical_across_modalities(parts),
@@ -87,7 +94,7 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
     dev = resolve_device(device)
     subsets, phis = [], []
     for seed, ckpt, pred_path in zip(seeds, checkpoints, predictions):
-        cases, labels, inputs = _test_set(kind, data_dir, pred_path)
+        cases, labels, inputs = test_set(kind, data_dir, pred_path)
         layout = FlatLayout(inputs[0])
         if len(layout.modality_sizes) != len(names):
             raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
@@ -107,3 +114,36 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
     phi = pd.DataFrame(phis)
     save_csv(out_phi, phi)
     return phi
+
+
+def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, maps: list,
+                     data_dir, cfg: dict, post_cfg: dict, out_path, threads: int = 1,
+                     device: str = "auto") -> pd.DataFrame:
+    """Feature-removal curves of every method on one model with each of `cfg["replacements"]` (ROAD, and the task's
+    replacement unless feature removal's own curves serve), on the same cases (the first `cfg["max_cases"]`) and
+    baselines: the input of the ranking comparison."""
+    torch.set_num_threads(max(1, threads))
+    cases, labels, inputs = test_set(kind, data_dir, predictions)
+    if cfg.get("max_cases"):
+        cases, labels, inputs = cases[:cfg["max_cases"]], labels[:cfg["max_cases"]], inputs[:cfg["max_cases"]]
+    layout = FlatLayout(inputs[0])
+    flat_inputs = [layout.flatten(x).numpy() for x in inputs]
+    predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, resolve_device(device),
+                        fast=cfg["fast"])
+    tables, unperturbed = [], {}
+    for method, maps_path in zip(methods, maps):
+        flat_maps = [layout.flatten_map(parts) for _, parts, _ in
+                     processed_inputs_maps(maps_path, method, cases, inputs, post_cfg)]
+        for replacement in cfg["replacements"]:
+            t0 = time.perf_counter()
+            c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels,
+                                  {**cfg, "replacement": replacement}, seed, unperturbed)
+            log.info("%s %s seed %d, %s: ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed, replacement,
+                     delta_aupc(c)["delta_aupc"], len(cases), time.perf_counter() - t0)
+            tables.append(c.assign(task=task, seed=seed, method=method, metric=cfg["metric"],
+                                   replacement=replacement, n_cases=len(cases)))
+    table = pd.concat(tables, ignore_index=True)
+    lead = ["task", "seed", "method", "metric", "replacement", "n_cases"]
+    table = table[lead + [c for c in table.columns if c not in lead]]
+    save_csv(out_path, table)
+    return table

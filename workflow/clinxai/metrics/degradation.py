@@ -35,6 +35,16 @@ def class_adjusted(ds, labels, alpha: float = 1.0) -> dict:
     return {"ds": mean, "delta": float(delta), "ds_c": mean - alpha * float(delta), "per_class": per_class}
 
 
+def removal_step(order: np.ndarray, steps: int) -> np.ndarray:
+    """For each voxel, the first of `steps` equal steps that removes it when voxels go in `order`: step i
+    (1..steps) has removed the first round(i·n/steps) voxels of `order`. One int16 array instead of `steps` masks."""
+    n = len(order)
+    removed_after = np.round(np.arange(1, steps + 1) * n / steps).astype(np.int64)
+    step = np.empty(n, np.int16)
+    step[order] = np.searchsorted(removed_after, np.arange(n), side="right") + 1
+    return step
+
+
 def morf_lerf_curves(predict, x: np.ndarray, values: np.ndarray, replace, steps: int = 10, seed: int = 0,
                      key: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Probabilities of the explained class after removing 1/steps, 2/steps, ..., all of the voxels, most relevant
@@ -42,15 +52,13 @@ def morf_lerf_curves(predict, x: np.ndarray, values: np.ndarray, replace, steps:
 
     `x` and `values`: one case's input and map, flat and aligned (modalities pooled); `replace(x, removed)` returns
     the input with the `removed` voxels replaced (blur, a constant, ROAD); `predict(batch)` the probabilities of the
-    explained class for a batch of flat inputs. All 2·steps perturbed inputs go to `predict` in one batch.
+    explained class for a batch of flat inputs. All 2·steps perturbed inputs go to `predict` in one batch. The
+    reference form of what clinxai.evaluation.degradation batches over cases, methods and random orderings.
     """
     order = ranking(np.asarray(values, np.float64), seed, key)
-    n = len(order)
     batch = []
     for direction in (order, order[::-1]):
-        for i in range(1, steps + 1):
-            removed = np.zeros(n, bool)
-            removed[direction[: int(round(i * n / steps))]] = True
-            batch.append(replace(x, removed))
+        step = removal_step(direction, steps)
+        batch += [replace(x, step <= i) for i in range(1, steps + 1)]
     prob = np.asarray(predict(np.stack(batch)), float)
     return prob[:steps], prob[steps:]

@@ -22,7 +22,8 @@ import pandas as pd
 from .. import ClinxaiError
 from .classification import roc_auc
 
-REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood")
+REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood", "blur", "road")
+DYNAMIC = ("road",)  # the value depends on which voxels are removed (clinxai.metrics.road), not one array per case
 NEVER = np.iinfo(np.int16).max
 
 
@@ -82,13 +83,14 @@ def baseline_steps(step: np.ndarray, n_baselines: int, seed: int, case: str) -> 
 
 
 def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout, how: str, seed: int, case: str,
-                       neighbourhood_size: int = 5, low_quantile: float = 0.5) -> np.ndarray:
-    """The value each voxel takes when removed (flat, like `x`).
+                       neighbourhood_size: int = 5, low_quantile: float = 0.5, blur_sigma: float = 2.0) -> np.ndarray:
+    """The value each voxel takes when removed (flat, like `x`), for every replacement but the DYNAMIC ones.
 
     zero: 0 (glioma, synthetic; the paper). mean: the modality's (knee view's) mean over the case (knee; the paper).
     sampled: values drawn at random from the same modality's low-importance voxels (map value at or below the
     modality's `low_quantile`), so removed voxels keep a realistic intensity distribution.
     neighbourhood: the local mean of the modality over a cube of `neighbourhood_size` voxels per side.
+    blur: the modality blurred by a Gaussian of `blur_sigma` voxels (seed 002's MoRF/LeRF perturbation).
     """
     out = np.empty_like(x)
     shapes = layout.modality_shapes()
@@ -106,6 +108,13 @@ def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout, how: str, se
             from scipy import ndimage
 
             out[sl] = ndimage.uniform_filter(xm.reshape(shapes[m]), size=neighbourhood_size, mode="nearest").ravel()
+        elif how == "blur":
+            from scipy import ndimage
+
+            out[sl] = ndimage.gaussian_filter(xm.reshape(shapes[m]).astype(np.float64), blur_sigma,
+                                              mode="nearest").ravel()
+        elif how in DYNAMIC:
+            raise ValueError(f"replacement {how!r} has no fixed value per voxel: use clinxai.metrics.road.fill")
         else:
             raise ClinxaiError(f"unknown replacement {how!r} (truthfulness.removal.replacement): use one of "
                                f"{', '.join(REPLACEMENTS)}")

@@ -25,9 +25,10 @@ def stencil(ndim: int) -> list[tuple[tuple[int, ...], float]]:
     return [(o, w / total) for o, w in zip(offsets, raw)]
 
 
-def impute(image: np.ndarray, removed: np.ndarray, noise_std: float = 0.0, seed: int = 0,
+def impute(image: np.ndarray, removed: np.ndarray, noise_std: float = 0.0, seed=0,
            rtol: float = 1e-10) -> np.ndarray:
-    """`image` (one modality, 2-D or 3-D) with the `removed` voxels replaced by noisy linear imputation."""
+    """`image` (one modality, 2-D or 3-D) with the `removed` voxels replaced by noisy linear imputation; `seed`: an
+    int or a sequence of ints (numpy's SeedSequence) for the noise."""
     from scipy import ndimage, sparse
     from scipy.sparse.linalg import cg
 
@@ -40,8 +41,9 @@ def impute(image: np.ndarray, removed: np.ndarray, noise_std: float = 0.0, seed:
     fill = float(image.mean())  # the modality's mean, for regions nothing known touches
     # regions of removed voxels that touch no known voxel cannot be interpolated: the modality's mean
     labels, n = ndimage.label(removed, structure=np.ones((3,) * image.ndim, bool))
-    touching = np.unique(labels[ndimage.binary_dilation(known, structure=np.ones((3,) * image.ndim, bool)) & removed])
-    isolated = removed & ~np.isin(labels, touching)
+    touches = np.zeros(n + 1, bool)
+    touches[labels[ndimage.binary_dilation(known, structure=np.ones((3,) * image.ndim, bool)) & removed]] = True
+    isolated = removed & ~touches[labels]
     out[isolated] = fill
     solve = removed & ~isolated
     if solve.any():
@@ -75,4 +77,16 @@ def impute(image: np.ndarray, removed: np.ndarray, noise_std: float = 0.0, seed:
         out[solve] = x
     if noise_std > 0:
         out[removed] += np.random.default_rng(seed).normal(0.0, noise_std, int(removed.sum()))
+    return out
+
+
+def fill(x: np.ndarray, removed: np.ndarray, shapes, slices, noise_std: float = 0.01, seed=(0,),
+         rtol: float = 1e-6) -> np.ndarray:
+    """A flat multi-modal input `x` with its `removed` voxels imputed, each modality (of `shapes`, at `slices` of
+    the flat vector) on its own; the noise is seeded by `seed` + (modality,). rtol 1e-6: far below the noise."""
+    out = np.array(x, dtype=np.float32, copy=True)
+    for m, (shape, sl) in enumerate(zip(shapes, slices)):
+        r = removed[sl]
+        if r.any():
+            out[sl] = impute(x[sl].reshape(shape), r.reshape(shape), noise_std, [*seed, m], rtol).ravel()
     return out

@@ -67,6 +67,40 @@ def fig3_perturbation_curves(curves: pd.DataFrame, deltas: pd.DataFrame, task: s
     return pd.DataFrame(drawn)
 
 
+def degradation_curves_figure(curves: pd.DataFrame, task: str, path) -> pd.DataFrame:
+    """Mean MoRF (red), LeRF (blue) and random-order (grey, dashed) curves per method over every case of every
+    model, one panel per method; the title gives the mean DS. Returns the mean curves (method, curve, step)."""
+    plt = _pyplot()
+    per_case = curves.groupby(["method", "curve", "seed", "case", "step"], as_index=False)[["fraction", "prob"]].mean()
+    means = per_case.groupby(["method", "curve", "step"])[["fraction", "prob"]].mean()
+    methods = sorted(curves["method"].unique())
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False, sharex=True, sharey=True)
+    style = {"morf": (WORST, "-", "MoRF"), "lerf": (BEST, "-", "LeRF"), "random": ("0.5", "--", "random order")}
+    for ax, method in zip(axes.ravel(), methods):
+        m = means.loc[method]
+        for curve, (colour, line, label) in style.items():
+            if curve in m.index.get_level_values(0):
+                c = m.loc[curve]
+                ax.plot(c["fraction"], c["prob"], color=colour, linestyle=line, lw=1.5, label=label)
+        ds = float((m.loc["lerf"]["prob"] - m.loc["morf"]["prob"]).iloc[1:].mean())
+        ax.set_title(f"{method}\nmean DS = {ds:.3f}", fontsize=8)
+        ax.set_ylim(0, 1)
+    for ax in axes.ravel()[len(methods):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("fraction of voxels perturbed", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("p(explained class)", fontsize=7)
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"MoRF / LeRF degradation, {task} (mean over cases and models)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return means.reset_index()
+
+
 def fig5_right_wrong(table: pd.DataFrame, task: str, score: str, path, max_points: int = 400, seed: int = 0) -> None:
     """Fig. 5: per method, violins (quartiles dashed) and a swarm of the plausibility score of right (blue, left)
     and wrong (red, right) predictions, cases pooled over the models. Swarms show at most `max_points` random

@@ -64,20 +64,44 @@ def table2(metrics: pd.DataFrame, tasks: list[dict], groundtruth_metric: str) ->
     long = metrics[metrics["guideline"] == "G3"].copy()
     wide = pd.DataFrame(index=all_methods())
     for name, task in table2_columns(tasks, groundtruth_metric):
-        title = f"{METRIC_LABELS[name]} {titles(tasks)[task]}"
-        m = long[(long["task"] == task) & (long["metric"] == name)].set_index("method")
-        cells = []
-        for method in wide.index:
-            if method not in m.index or not np.isfinite(m.loc[method, "mean"]):
-                cells.append("NaN")
-                continue
-            r = m.loc[method]
-            text = f"{r['mean']:.2f} ± {_num(r['std'])}"
-            text = f"**{text}**" if r["top3"] else text
-            cells.append(("∗" if r["better_than_others"] else "") + text)
-        wide[title] = cells
-    cols = ["method", "task", "metric", "mean", "std", "n", "mean_rank", "top3", "better_than_others",
-            "friedman_chi2", "friedman_df", "friedman_p"]
+        wide[f"{METRIC_LABELS[name]} {titles(tasks)[task]}"] = _mean_std_cells(long, task, name, wide.index)
+    return long[LONG_COLUMNS].sort_values(["task", "metric", "method"]).reset_index(drop=True), wide
+
+
+LONG_COLUMNS = ["method", "task", "metric", "mean", "std", "n", "mean_rank", "top3", "better_than_others",
+                "friedman_chi2", "friedman_df", "friedman_p"]
+TABLE5_METRICS = ("rma", "rra", "vxap", "max_f1", "auroc", "pointing_game", "ds", "ds_c")
+
+
+def _mean_std_cells(long: pd.DataFrame, task: str, metric: str, methods, fmt: str = "{:.2f}") -> list[str]:
+    """`mean ± std` per method, bold among the top three, `∗` when significantly better than the others."""
+    m = long[(long["task"] == task) & (long["metric"] == metric)].set_index("method")
+    cells = []
+    for method in methods:
+        if method not in m.index or not np.isfinite(m.loc[method, "mean"]):
+            cells.append("NaN")
+            continue
+        r = m.loc[method]
+        text = f"{fmt.format(r['mean'])} ± {_num(r['std'], fmt)}"
+        text = f"**{text}**" if r["top3"] else text
+        cells.append(("∗" if r["better_than_others"] else "") + text)
+    return cells
+
+
+def table5(metrics: pd.DataFrame, tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Localisation and degradation, in Table 2's layout: per task RMA, RRA, VxAP, MaxF1, AUROC, the pointing game
+    (tasks with a clinical mask), DS and DS_c (every task); mean ± std, top three (by each metric's better
+    direction) in bold, `∗` significantly better than the others. The long CSV has every localisation metric."""
+    long = metrics[metrics["guideline"] == "localisation"].copy()
+    wide = pd.DataFrame(index=all_methods())
+    have = set(zip(long["task"], long["metric"]))
+    for metric in TABLE5_METRICS:
+        for task in titles(tasks):
+            if (task, metric) in have:
+                fmt = "{:.3f}" if metric in ("ds", "ds_c") else "{:.2f}"
+                wide[f"{METRIC_LABELS[metric]} {titles(tasks)[task]}"] = _mean_std_cells(long, task, metric,
+                                                                                          wide.index, fmt)
+    cols = LONG_COLUMNS[:3] + ["better"] + LONG_COLUMNS[3:]
     return long[cols].sort_values(["task", "metric", "method"]).reset_index(drop=True), wide
 
 
