@@ -51,6 +51,7 @@ localrules:
     tables,
     scorecard,
     run_info,
+    case_viewer,
 
 
 rule all:

@@ -132,17 +132,19 @@ def degradation(results: Path, task: str) -> pd.DataFrame:
     for (seed, method, case), g in curves[curves["step"] > 0].groupby(["seed", "method", "case"]):
         q = {c: g[g["curve"] == c].groupby("step")["prob"].mean().sort_index().to_numpy(float)
              for c in ("morf", "lerf", "random")}
-        mine.update({(seed, method, case, "ds"): np.mean(q["lerf"] - q["morf"]),
-                     (seed, method, case, "morf"): q["morf"].mean(), (seed, method, case, "lerf"): q["lerf"].mean(),
-                     (seed, method, case, "morf_gain"): np.mean(q["random"] - q["morf"]),
-                     (seed, method, case, "lerf_gain"): np.mean(q["lerf"] - q["random"])})
+        failed = np.nan if g["status"].iloc[0] == "non_finite" else 0.0  # a failed map has no score
+        mine.update({(seed, method, case, "ds"): np.mean(q["lerf"] - q["morf"]) + failed,
+                     (seed, method, case, "morf"): q["morf"].mean() + failed,
+                     (seed, method, case, "lerf"): q["lerf"].mean() + failed,
+                     (seed, method, case, "morf_gain"): np.mean(q["random"] - q["morf"]) + failed,
+                     (seed, method, case, "lerf_gain"): np.mean(q["lerf"] - q["random"]) + failed})
         labels[(seed, method, case)] = int(g["label"].iloc[0])
     keys = list(mine)
     _close([mine[k] for k in keys], stored.loc[keys], f"{task} degradation scores")
     ds_c = pd.read_csv(results / task / "localisation/ds_c.csv").set_index(["seed", "method"])
     alpha = float(ds_c["alpha"].iloc[0])
     for (seed, method), row in ds_c.iterrows():
-        ds = {k: v for k, v in mine.items() if k[:2] == (seed, method) and k[3] == "ds"}
+        ds = {k: v for k, v in mine.items() if k[:2] == (seed, method) and k[3] == "ds" and np.isfinite(v)}
         by_class = {}
         for k, v in ds.items():
             by_class.setdefault(labels[k[:3]], []).append(v)

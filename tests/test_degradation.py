@@ -139,3 +139,13 @@ def test_statistics_respect_a_lower_is_better_metric_and_table5():
     assert list(wide.columns) == ["DS Glioma", "DS_c Glioma"] and len(wide) == 16
     assert wide.loc["Occlusion", "DS_c Glioma"] == "**0.315 ± 0.021**" and wide.loc["KernelShap", "DS Glioma"] == "NaN"
     assert set(long["metric"]) == {"morf", "ds", "ds_c"}
+
+
+def test_a_failed_map_has_no_degradation_score():
+    rows = [{"task": "t", "seed": 1, "method": "M", "case": c, "label": 0, "pred": 0, "status": status,
+             "curve": curve, "draw": 0, "step": step, "fraction": step / 2, "prob": p}
+            for c, status in (("ok", "ok"), ("bad", "non_finite"))
+            for curve, p in (("morf", 0.2), ("lerf", 0.8), ("random", 0.5)) for step in (0, 1, 2)]
+    scores = degradation_case_scores(pd.DataFrame(rows)).set_index(["case", "metric"])["value"]
+    assert scores[("ok", "ds")] == pytest.approx(0.6) and scores[("ok", "morf_gain")] == pytest.approx(0.3)
+    assert scores.loc["bad"].isna().all()

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import overlay, snakemake, workdir
+from helpers import ROOT, overlay, snakemake, workdir
 from recompute import recompute_all
+from test_viewer import browser_available, check_in_browser
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +112,7 @@ def test_end_to_end_and_resume(tmp_path):
             ("glioma", "msfi"), ("glioma", "vxap"), ("knee", "ds"), ("synthetic", "ds_c"), ("knee", "morf")} <= set(
         zip(friedman["task"], friedman["metric"]))
     assert (wd / "results/figures/critical_difference.png").stat().st_size > 10000
+    assert (wd / "results/figures/critical_difference_localisation.png").stat().st_size > 10000
     for name in ("table2", "table3", "table4", "table5"):
         for ext in ("csv", "md", "tex", "html"):
             assert (wd / f"results/tables/{name}.{ext}").stat().st_size > 200
@@ -133,6 +135,17 @@ def test_end_to_end_and_resume(tmp_path):
     np.testing.assert_allclose(exported.affine, affine, rtol=1e-6)
     assert exported.shape == tuple(json.loads((wd / "results/glioma/data/meta.json").read_text())["grid"])
     assert (wd / f"results/glioma/heatmaps/export/{case}/GradCAM.png").stat().st_size > 1000
+    # the case viewer of every task: small, and it works in a real browser where one is installed
+    for task, layout in (("glioma", "volume"), ("knee", "views"), ("synthetic", "slice")):
+        viewer = wd / f"results/{task}/viewer"
+        files = list(viewer.glob("cases/*/*.js"))  # export.cases: 1 -> its images + one file per (model, method)
+        assert len(files) == 1 + 2 * {"glioma": 6, "knee": 4, "synthetic": 6}[task]
+        assert sum(f.stat().st_size for f in viewer.rglob("*")) < 20e6
+        if browser_available():
+            manifest = json.loads((viewer / "index.html").read_text().split('type="application/json">')[1]
+                                  .split("</script>")[0])
+            check_in_browser(viewer / "index.html", ROOT / "results" / "viewer_screenshots" / f"{task}.png",
+                             [c["id"] for c in manifest["cases"]], manifest["methods"], layout)
     # Partial rebuilds: the exact job sets of dry runs after a config edit.
     def planned(*extra):
         dry = snakemake(wd, "-n", "--quiet", "rules", *args, *extra)
@@ -148,18 +161,18 @@ def test_end_to_end_and_resume(tmp_path):
                              "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
                              "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, "localisation": 5,
                              "degradation_glioma": 2, "localisation_summary": 1, "fig_degradation_curves": 1,
-                             "road_removal": 1, "road_comparison": 1, **downstream}
+                             "road_removal": 1, "road_comparison": 1, "case_viewer": 1, **downstream}
     # ... and one job per method without it: that method's heatmaps and removal curves only
     single = overlay(wd, "single.yaml", {"heatmaps": {"group_methods": False},
                                          "truthfulness": {"group_methods": False}})
     assert planned(single, "--forcerun", "heatmaps", "--until", "heatmaps") == {"heatmaps": 2 * (5 + 5 + 3)}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
-    assert planned(edit) == {"export_heatmaps": 3, "run_info": 1, "all": 1}  # run_info records the config
+    assert planned(edit) == {"export_heatmaps": 3, "case_viewer": 3, "run_info": 1, "all": 1}  # the same cases
     # one task's MSFI weighting: that task's plausibility tables and what is computed from them
     edit = overlay(wd, "edit4.yaml", {"plausibility": {"phi_normalisation": {"synthetic": "minmax"}}})
     assert planned(edit) == {"plausibility": 6, "synthetic_summary": 1, "informativeness": 1,
-                             "fig5_right_wrong": 1, **downstream}
+                             "fig5_right_wrong": 1, "case_viewer": 1, **downstream}
     # a scorecard rule: the scorecard only
     edit = overlay(wd, "edit5.yaml", {"scorecard": {"G5": {"max_seconds": 1}}})
     assert planned(edit) == {"scorecard": 1, "run_info": 1, "all": 1}
@@ -170,11 +183,12 @@ def test_end_to_end_and_resume(tmp_path):
     # the MoRF / LeRF perturbation: every task's degradation curves and what is computed from them, nothing else
     edit = overlay(wd, "edit6.yaml", {"localisation": {"degradation": {"perturbation": "road"}}})
     assert planned(edit) == {"degradation_glioma": 2, "degradation_knee": 2, "degradation_synthetic": 2,
-                             "localisation_summary": 3, "fig_degradation_curves": 3, **downstream}
+                             "localisation_summary": 3, "fig_degradation_curves": 3, "case_viewer": 3, **downstream}
     # one stage on demand
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
         "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
-        "informativeness": 2, "fig5_right_wrong": 2, "method_statistics": 1, "tables": 1, "scorecard": 1, "all": 1}
+        "informativeness": 2, "fig5_right_wrong": 2, "method_statistics": 1, "tables": 1, "scorecard": 1,
+        "case_viewer": 2, "all": 1}
     assert planned("--forcerun", "modality_shapley", "--until", "modality_shapley") == {"modality_shapley": 2}
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -184,5 +198,5 @@ def test_end_to_end_and_resume(tmp_path):
     html = (wd / "results/report.html").read_text()
     for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
                  "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv", "table5.html",
-                 "degradation_curves.png", "kendall.csv"):
+                 "degradation_curves.png", "kendall.csv", "viewer/index.html"):
         assert item in html, item

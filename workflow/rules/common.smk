@@ -29,6 +29,7 @@ from clinxai.tasks import (
     source_task,
     task_records,
     task_setting,
+    task_title,
     tasks_where,
 )
 
@@ -421,6 +422,24 @@ def table_report(name):
     }
 
 
+def viewer_inputs(wc):
+    """Every model's maps and predictions of a task, its data, and the per-map scores shown beside each map."""
+    methods = task_methods(config, wc.task)
+    return {
+        "maps": [heatmap_outputs(wc.task, s, m)["maps"] for s in SEEDS for m in methods],
+        "predictions": models_of(wc.task, "predictions"),
+        "meta": prepared(wc.task)["meta"],
+        "arrays": prepared(wc.task)["arrays"],
+        "plausibility": plausibility_tables(wc.task) if wc.task in PLAUSIBILITY_TASKS else [],
+        "scores": localisation_outputs(wc.task)["scores"],
+    }
+
+
+def is_simulated(task):
+    """Phantom or generated data: the case viewer's banner says so."""
+    return kind_of(config, task).generated or config["data"][task].get("source") == "phantom"
+
+
 def all_targets():
     targets = []
     for task in TASKS:
@@ -436,9 +455,11 @@ def all_targets():
         if task in PLAUSIBILITY_TASKS:
             targets += [informativeness_table(task), f"{RESULTS}/{task}/figures/fig5_right_wrong.png"]
         targets += [localisation_outputs(task)["summary"], f"{RESULTS}/{task}/figures/degradation_curves.png"]
+        targets += [f"{RESULTS}/{task}/viewer"]
         if task in REMOVAL_TASKS:
             targets += list(road_outputs(task).values())
     targets += list(STATISTICS.values()) + [f"{RESULTS}/figures/critical_difference.png"]
+    targets += [f"{RESULTS}/figures/critical_difference_localisation.png"]
     targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
     targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]
     return targets

@@ -62,3 +62,30 @@ rule run_info:
         config=config,
     script:
         "../scripts/run_info.py"
+
+
+# A folder (index.html + one file per case) cannot go into the one-file HTML report: workflow.rst links it.
+rule case_viewer:
+    input:
+        unpack(viewer_inputs),
+    output:
+        root=directory(f"{RESULTS}/{{task}}/viewer"),
+    log:
+        f"{RESULTS}/logs/case_viewer/{{task}}.log",
+    conda:
+        "../../envs/stats.yaml"
+    threads: res("case_viewer", "threads")
+    resources:
+        **rule_resources("case_viewer"),
+    params:
+        seeds=SEEDS,
+        methods=lambda wc: task_methods(config, wc.task),
+        cases=config["heatmaps"]["export"]["cases"],
+        max_side=config["heatmaps"]["export"].get("viewer_max_side"),
+        postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
+        dilation=lambda wc: mask_dilation(config, wc.task),
+        has_mask=lambda wc: wc.task in PLAUSIBILITY_TASKS,
+        phantom=lambda wc: is_simulated(wc.task),
+        title=lambda wc: task_title(config, wc.task),
+    script:
+        "../scripts/case_viewer.py"

@@ -17,6 +17,11 @@ rule method_statistics:
         cd_plots=report(
             f"{RESULTS}/figures/critical_difference.png", caption="../report/cd_plots.rst", category=STATS_CATEGORY
         ),
+        cd_localisation=report(
+            f"{RESULTS}/figures/critical_difference_localisation.png",
+            caption="../report/cd_plots.rst",
+            category=LOCALISATION_CATEGORY,
+        ),
     log:
         f"{RESULTS}/logs/method_statistics.log",
     conda:

@@ -4,10 +4,11 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
-from clinxai.analysis.ranking import compare_methods, kendall_table, metric_units
+from clinxai.analysis.ranking import LOCALISATION, compare_methods, kendall_table, metric_units
 from clinxai.io import save_csv
 from clinxai.logs import job_log
 from clinxai.report.figures import critical_difference_plots
+from clinxai.report.tables import TABLE5_METRICS
 
 
 def by_task(paths):
@@ -31,5 +32,10 @@ with job_log(snakemake.log[0]) as log:
     save_csv(sm.output.friedman, friedman)
     save_csv(sm.output.nemenyi, nemenyi)
     save_csv(sm.output.kendall, kendall)
-    critical_difference_plots(matrices, sm.params.cd_alpha, sm.output.cd_plots)
+    guideline = dict(zip(zip(metrics["task"], metrics["metric"]), metrics["guideline"])) if len(metrics) else {}
+    critical_difference_plots({k: v for k, v in matrices.items() if guideline.get(k) != LOCALISATION},
+                              sm.params.cd_alpha, sm.output.cd_plots)
+    task_order = [t["task"] for t in tasks]  # Table 5's metrics, a row each, a column per task
+    critical_difference_plots(matrices, sm.params.cd_alpha, sm.output.cd_localisation,
+                              [[(t, m) for t in task_order] for m in TABLE5_METRICS])
     log.info("\n%s\n%s", friedman.to_string(index=False), kendall.to_string(index=False))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..attribution.postprocess import STATUS_NONFINITE
 from ..metrics.degradation import class_adjusted, degradation_score
 
 DECIMALS = 12
@@ -35,6 +36,8 @@ def degradation_case_scores(curves: pd.DataFrame) -> pd.DataFrame:
         values = {"ds": degradation_score(morf, lerf), "morf": float(morf.mean()), "lerf": float(lerf.mean()),
                   "morf_gain": float(np.mean(rand - morf)), "lerf_gain": float(np.mean(lerf - rand))}
         base = dict(zip(KEYS + ["status"], key))
+        if base["status"] == STATUS_NONFINITE:  # a failed map was perturbed in random order: no score of its own
+            values = dict.fromkeys(values, float("nan"))
         rows += [{**base, "metric": k, "value": v, "better": DEGRADATION[k]} for k, v in values.items()]
     return _rounded(pd.DataFrame(rows))
 

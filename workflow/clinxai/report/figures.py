@@ -138,20 +138,27 @@ def fig5_right_wrong(table: pd.DataFrame, task: str, score: str, path, max_point
     plt.close(fig)
 
 
-def critical_difference_plots(matrices: dict, alpha: float, path) -> None:
+def critical_difference_plots(matrices: dict, alpha: float, path, grid: list[list] | None = None) -> None:
     """One critical-difference diagram (scikit-posthocs) per (task, metric): methods at their mean rank (1 = best),
-    crossbars join methods the Nemenyi test does not separate at `alpha`."""
+    crossbars join methods the Nemenyi test does not separate at `alpha`. One column, or `grid`: rows of (task,
+    metric) keys (e.g. a row per metric, a column per task); cells without a computable test stay empty."""
     import scikit_posthocs as sp
 
     from ..analysis.stats import critical_difference
 
     plt = _pyplot()
-    keys = [k for k, (wide, nem, ranks) in matrices.items() if not nem.empty]
-    fig, axes = plt.subplots(max(1, len(keys)), 1, figsize=(8, 2.3 * max(1, len(keys))), squeeze=False)
-    if not keys:
+    computable = {k for k, (wide, nem, ranks) in matrices.items() if not nem.empty}
+    grid = [[k] for k in matrices if k in computable] if grid is None else grid
+    grid = [row for row in grid if any(k in computable for k in row)] or [[None]]
+    n_rows, n_cols = len(grid), max(len(row) for row in grid)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(8 * n_cols, 2.3 * n_rows), squeeze=False)
+    if grid == [[None]]:
         axes[0, 0].text(0.5, 0.5, "no Friedman test was computable", ha="center")
-        axes[0, 0].axis("off")
-    for ax, key in zip(axes[:, 0], keys):
+    cells = [(axes[i, j], key) for i, row in enumerate(grid) for j, key in enumerate(row)]
+    for ax, key in cells:
+        if key not in computable:
+            ax.axis("off")
+    for ax, key in [(ax, key) for ax, key in cells if key in computable]:
         wide, nem, ranks = matrices[key]
         sp.critical_difference_diagram(ranks, nem, ax=ax, alpha=alpha, label_props={"fontsize": 7})
         cd = critical_difference(wide.shape[1], wide.shape[0], alpha)
