@@ -149,3 +149,14 @@ def test_a_failed_map_has_no_degradation_score():
     scores = degradation_case_scores(pd.DataFrame(rows)).set_index(["case", "metric"])["value"]
     assert scores[("ok", "ds")] == pytest.approx(0.6) and scores[("ok", "morf_gain")] == pytest.approx(0.3)
     assert scores.loc["bad"].isna().all()
+
+
+def test_a_case_subset_keeps_both_classes_in_test_set_order():
+    from clinxai.evaluation.truthfulness import case_subset
+
+    cases = ["a", "b", "c", "d", "e", "f"]
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    sub, y, x = case_subset(cases, labels, list(range(6)), 3)
+    assert sub == ["a", "b", "e"] and y.tolist() == [0, 0, 1] and x == [0, 1, 4]
+    assert case_subset(cases, labels, list(range(6)), None)[0] == cases
+    assert case_subset(cases, labels, list(range(6)), 10)[0] == cases

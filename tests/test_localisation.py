@@ -154,3 +154,21 @@ def test_the_localisation_stage_scores_every_map_in_long_format(tmp_path):
     assert len(t) == len(SCORES) * (1 + 4) and set(t["better"]) == {"higher"}
     assert (t["value"] == 1.0).all() and set(t["modality"]) == {"all", *names}  # the map is the mask
     assert pd.read_csv(tmp_path / "out.csv").shape == t.shape
+
+
+def test_the_stage_fast_paths_equal_the_reference_forms():
+    """One sort for VxAP / MaxF1 / AUROC, and RRA by partition, equal the reference functions on tie-heavy maps."""
+    from clinxai.metrics.voxel_ranking import threshold_free
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        shape = (9, 11, 5)
+        part = np.maximum(np.round(rng.normal(size=shape), 1), 0)  # ~half zeros, many ties above
+        mask = rng.random(shape) < rng.uniform(0.02, 0.5)
+        fast = threshold_free([part], [mask])
+        assert fast["vxap"] == pytest.approx(vxap([part], [mask]), abs=1e-12)
+        assert fast["max_f1"] == pytest.approx(max_f1([part], [mask]), abs=1e-12)
+        assert fast["auroc"] == pytest.approx(auroc([part], [mask]), abs=1e-12)
+        k = int(mask.sum())
+        reference = mask.ravel()[ranking(part.ravel(), trial, "key")[:k]].sum() / k
+        assert rra([part], [mask], trial, "key") == reference

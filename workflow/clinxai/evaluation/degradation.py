@@ -28,7 +28,7 @@ from ..metrics.removal import PERMUTATIONS
 from ..models import load_checkpoint
 from ..tasks import TaskKind
 from .perturbation import Perturber
-from .truthfulness import processed_inputs_maps, test_set
+from .truthfulness import case_subset, processed_inputs_maps, test_set
 
 log = logging.getLogger("clinxai.degradation")
 MAP_DEPENDENT = ("sampled",)  # replacements whose values depend on the map: nothing shared between methods
@@ -91,13 +91,12 @@ def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: li
 def run_degradation(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, maps: list,
                     data_dir, cfg: dict, post_cfg: dict, outputs: list, threads: int = 1,
                     device: str = "auto") -> dict[str, pd.DataFrame]:
-    """MoRF / LeRF / random-order curves of one model for each method; the test set (or its first
-    `cfg["max_cases"]` cases) and the model are loaded once; each method's file is written as soon as it is done."""
+    """MoRF / LeRF / random-order curves of one model for each method; the test set (or `cfg["max_cases"]` of its
+    cases, both classes: case_subset) and the model are loaded once; each method's file is written as soon as it is
+    done."""
     torch.set_num_threads(max(1, threads))
-    cases, labels, inputs = test_set(kind, data_dir, predictions)
+    cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions), cfg.get("max_cases"))
     pred = pd.read_csv(predictions, dtype={"case": str}).set_index("case")
-    if cfg.get("max_cases"):
-        cases, labels, inputs = cases[:cfg["max_cases"]], labels[:cfg["max_cases"]], inputs[:cfg["max_cases"]]
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     explained = pred.loc[cases, "pred"].to_numpy(int)

@@ -11,29 +11,24 @@ import pandas as pd
 from ..attribution.postprocess import STATUS_NONFINITE
 from ..io import save_csv
 from ..metrics.coherence import rma, rra
-from ..metrics.voxel_ranking import auroc, max_f1, pointing_game, vxap
+from ..metrics.voxel_ranking import pointing_game, threshold_free
 from ..tasks import TaskKind
 from .plausibility import processed_maps
 
-# metric -> (function of (parts, masks, seed, key), better direction)
-SCORES = {
-    "rma": (lambda p, m, s, k: rma(p, m), "higher"),
-    "rra": (lambda p, m, s, k: rra(p, m, s, k), "higher"),
-    "vxap": (lambda p, m, s, k: vxap(p, m), "higher"),
-    "max_f1": (lambda p, m, s, k: max_f1(p, m), "higher"),
-    "auroc": (lambda p, m, s, k: auroc(p, m), "higher"),
-    "pointing_game": (lambda p, m, s, k: pointing_game(p, m), "higher"),
-}
+# metric -> better direction; in this order
+SCORES = {"rma": "higher", "rra": "higher", "vxap": "higher", "max_f1": "higher", "auroc": "higher",
+          "pointing_game": "higher"}
 
 
 def map_scores(parts, masks, names, seed: int = 0, key: str = "") -> list[dict]:
-    """Rows (modality, metric, value, better) of one map: pooled ("all") and per modality that carries a mask."""
+    """Rows (modality, metric, value, better) of one map: pooled ("all") and per modality that carries a mask.
+    VxAP, MaxF1 and AUROC come from one sort per scope (clinxai.metrics.voxel_ranking.threshold_free)."""
     rows = []
     scopes = [("all", parts, masks)] + [(n, [p], [m]) for n, p, m in zip(names, parts, masks) if m is not None]
     for scope, p, m in scopes:
-        for metric, (fn, better) in SCORES.items():
-            rows.append({"modality": scope, "metric": metric, "value": fn(p, m, seed, f"{key}/{scope}"),
-                         "better": better})
+        values = {"rma": rma(p, m), "rra": rra(p, m, seed, f"{key}/{scope}"), **threshold_free(p, m),
+                  "pointing_game": pointing_game(p, m)}
+        rows += [{"modality": scope, "metric": k, "value": values[k], "better": b} for k, b in SCORES.items()]
     return rows
 
 
@@ -47,7 +42,7 @@ def run_localisation(task: str, kind: TaskKind, method: str, seeds, maps, predic
                 "status": status}
         if status == STATUS_NONFINITE:
             rows += [{**base, "modality": "all", "metric": m, "value": np.nan, "better": b}
-                     for m, (_, b) in SCORES.items()]
+                     for m, b in SCORES.items()]
             continue
         rows += [{**base, **s} for s in map_scores(parts, masks, names, int(seed), f"{method}/{r.case}")]
     table = pd.DataFrame(rows)

@@ -40,6 +40,24 @@ def check_maps(maps: dict, cases: list[str], path) -> None:
                            "(delete the file) so maps and predictions agree.")
 
 
+def case_subset(cases: list[str], labels: np.ndarray, inputs: list, n: int | None):
+    """Up to `n` test cases taken from each true class in turn (round robin, each class in test-set order), so that
+    a subset holds both classes whenever the test set does -- ΔAUPC by ROC AUC and DS_c need them; in test-set order.
+    n None or 0: every case."""
+    if not n or n >= len(cases):
+        return cases, labels, inputs
+    queues = {}
+    for i, y in enumerate(labels):
+        queues.setdefault(int(y), []).append(i)
+    queues, picked = list(queues.values()), []
+    while len(picked) < n:
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    picked.sort()
+    return [cases[i] for i in picked], labels[picked], [inputs[i] for i in picked]
+
+
 def processed_inputs_maps(maps_path, method: str, cases: list[str], inputs: list, post_cfg: dict):
     """(case, post-processed map parts on the input's grid, status) of one method's maps of the test cases; a failed
     (non-finite) map becomes zeros: nothing is removed for it, and its status flags it."""
@@ -120,12 +138,11 @@ def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], c
                      data_dir, cfg: dict, post_cfg: dict, out_path, threads: int = 1,
                      device: str = "auto") -> pd.DataFrame:
     """Feature-removal curves of every method on one model with each of `cfg["replacements"]` (ROAD, and the task's
-    replacement unless feature removal's own curves serve), on the same cases (the first `cfg["max_cases"]`) and
+    replacement unless feature removal's own curves serve), on the same cases (`cfg["max_cases"]` of them, both classes:
+    case_subset) and
     baselines: the input of the ranking comparison."""
     torch.set_num_threads(max(1, threads))
-    cases, labels, inputs = test_set(kind, data_dir, predictions)
-    if cfg.get("max_cases"):
-        cases, labels, inputs = cases[:cfg["max_cases"]], labels[:cfg["max_cases"]], inputs[:cfg["max_cases"]]
+    cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions), cfg.get("max_cases"))
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, resolve_device(device),

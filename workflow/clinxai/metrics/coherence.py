@@ -56,5 +56,13 @@ def rra(parts, masks, seed: int = 0, key: str = "") -> float:
     k = int(inside.sum())
     if k == 0:
         return float("nan")
-    top = ranking(np.maximum(values, 0), seed, key)[:k]
-    return float(inside[top].sum() / k)
+    values = np.maximum(values, 0)
+    # the first k of ranking(values, seed, key) without sorting every voxel: all above the k-th value, then the tied
+    # voxels at it in the seeded tie order
+    pos = values[values > 0]  # most voxels are 0: select among the positive ones (0 when fewer than k are)
+    kth = 0.0 if pos.size < k else np.partition(pos, pos.size - k)[pos.size - k]
+    above = values > kth
+    tied = np.flatnonzero(values == kth)
+    need = k - int(above.sum())
+    chosen = tied[np.argsort(tie_order(values.size, seed, key)[tied], kind="stable")[:need]]
+    return float((inside[above].sum() + inside[chosen].sum()) / k)
