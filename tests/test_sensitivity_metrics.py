@@ -1,0 +1,77 @@
+"""Formulas of the sensitivity issue (19) on inputs whose answers are known by hand, and against independent
+implementations (scikit-image's SSIM, Quantus 0.6's Sparseness where it is installed)."""
+import numpy as np
+import pytest
+
+from clinxai.metrics.minimality import gini, max_mean_ratio, top_share
+from clinxai.metrics.similarity import (max_sensitivity, mean_pairwise_spearman, relative_change, spearman, ssim,
+                                        top_iou, voxel_cv)
+
+
+def test_gini_of_a_constant_and_a_one_voxel_map():
+    assert gini([np.ones((4, 5))]) == 0
+    one = np.zeros(100)
+    one[7] = 3.0
+    assert gini([one]) == pytest.approx(99 / 100)
+    assert gini([np.array([0.0, 1.0, 3.0])]) == pytest.approx((-2 * 0 + 0 * 1 + 2 * 3) / (3 * 4))  # by hand
+    assert np.isnan(gini([np.zeros(5)]))
+    assert gini([np.array([0.0, 1.0]), np.array([3.0])]) == gini([np.array([0.0, 1.0, 3.0])])  # pooled
+
+
+def test_top_share_and_max_mean():
+    a = np.array([5.0] + [1.0] * 99)  # 104 in all
+    assert top_share([a], 0.01) == pytest.approx(5 / 104)
+    assert top_share([a], 0.05) == pytest.approx((5 + 4) / 104)
+    assert max_mean_ratio([a]) == pytest.approx(5 / 1.04)
+
+
+def test_gini_against_quantus():
+    quantus = pytest.importorskip("quantus", reason="quantus 0.6 is not installed (pip install quantus)")
+    rng = np.random.default_rng(0)
+    a = np.maximum(rng.normal(size=(3, 1, 8, 8)), 0)
+    x = rng.normal(size=(3, 1, 8, 8))
+    theirs = quantus.Sparseness(disable_warnings=True, normalise=False, abs=True).evaluate_batch(
+        model=None, x_batch=x, y_batch=np.zeros(3, int), a_batch=a)
+    np.testing.assert_allclose([gini([ai]) for ai in a], theirs, atol=1e-12)
+
+
+def test_similarity_of_identical_and_unrelated_maps():
+    rng = np.random.default_rng(1)
+    m = [rng.random((12, 12, 12)), rng.random((12, 12, 12))]
+    assert spearman(m, m) == pytest.approx(1) and top_iou(m, m) == 1 and relative_change(m, m) == 0
+    assert ssim(m, m) == pytest.approx(1)
+    other = [rng.random((12, 12, 12)), rng.random((12, 12, 12))]
+    assert abs(spearman(m, other)) < 0.1 and top_iou(m, other) < 0.2 and ssim(m, other) < 0.2
+    scaled = [2 * p for p in m]  # a map and its multiple are the same explanation
+    assert relative_change(m, scaled) == pytest.approx(0) and ssim(m, scaled) == pytest.approx(1)
+    assert np.isnan(spearman(m, [np.ones((12, 12, 12))] * 2))
+    a, b = np.zeros(10), np.zeros(10)
+    a[:5], b[3:8] = 1.0, 1.0  # top 10 % = 1 voxel each; with ties the seeded order picks
+    assert top_iou([np.arange(10.0)], [np.arange(10.0)[::-1]], fraction=0.2) == 0
+
+
+def test_ssim_equals_scikit_image_on_2d():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(2)
+    a = rng.random((40, 40))
+    b = np.clip(a + 0.2 * rng.normal(size=a.shape), 0, None)
+    ref = structural_similarity(a / a.max(), b / b.max(), data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False)
+    # MONAI averages over the valid window positions only, scikit-image crops 5 pixels: the same positions
+    assert ssim([a], [b]) == pytest.approx(ref, abs=2e-3)
+
+
+def test_relative_change_and_max_sensitivity_by_hand():
+    a = [np.array([1.0, 0.0, 0.0, 1.0])]
+    b = [np.array([1.0, 1.0, 0.0, 1.0])]
+    assert relative_change(a, b) == pytest.approx(1 / np.sqrt(2))
+    assert max_sensitivity(a, [a, b]) == pytest.approx(1 / np.sqrt(2))
+
+
+def test_determinism_of_repeats():
+    m = [np.arange(1.0, 9.0)]
+    assert mean_pairwise_spearman([m, m, m]) == 1 and voxel_cv([m, m, m]) == 0
+    noisy = [[np.array([1.0, 3.0])], [np.array([3.0, 1.0])]]
+    assert mean_pairwise_spearman(noisy) == pytest.approx(-1)
+    assert voxel_cv(noisy) == pytest.approx(0.5)  # std 1, mean 2, per voxel
