@@ -160,3 +160,21 @@ def test_a_case_subset_keeps_both_classes_in_test_set_order():
     assert sub == ["a", "b", "e"] and y.tolist() == [0, 0, 1] and x == [0, 1, 4]
     assert case_subset(cases, labels, list(range(6)), None)[0] == cases
     assert case_subset(cases, labels, list(range(6)), 10)[0] == cases
+
+
+def test_degradation_params_hold_only_the_perturbation_in_use():
+    import copy
+
+    import yaml
+
+    from clinxai.config import degradation_cfg, road_cfg
+    from helpers import ROOT
+
+    demo = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    assert "road_noise" not in degradation_cfg(demo, "glioma") and "blur_sigma" in degradation_cfg(demo, "glioma")
+    c = copy.deepcopy(demo)
+    c["localisation"]["road"]["noise"] = 0.5  # another perturbation's parameter: the same params, no rerun
+    assert degradation_cfg(c, "glioma") == degradation_cfg(demo, "glioma")
+    c["truthfulness"]["removal"]["replacement"]["glioma"] = "road"  # ROAD already: compared with nothing
+    assert road_cfg(c, "glioma")["replacements"] == ["road"]
+    assert road_cfg(demo, "glioma")["replacements"] == ["zero", "road"]

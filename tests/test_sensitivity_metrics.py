@@ -45,9 +45,12 @@ def test_similarity_of_identical_and_unrelated_maps():
     scaled = [2 * p for p in m]  # a map and its multiple are the same explanation
     assert relative_change(m, scaled) == pytest.approx(0) and ssim(m, scaled) == pytest.approx(1)
     assert np.isnan(spearman(m, [np.ones((12, 12, 12))] * 2))
-    a, b = np.zeros(10), np.zeros(10)
-    a[:5], b[3:8] = 1.0, 1.0  # top 10 % = 1 voxel each; with ties the seeded order picks
     assert top_iou([np.arange(10.0)], [np.arange(10.0)[::-1]], fraction=0.2) == 0
+    sparse_a, sparse_b = np.zeros(1000), np.zeros(1000)
+    sparse_a[:10], sparse_b[500:510] = 1.0, 1.0  # fewer positive voxels than the top 10 %: no shared zero filler
+    assert top_iou([sparse_a], [sparse_b]) == 0 and top_iou([sparse_a], [sparse_a]) == 1
+    x = rng.random((12, 12, 12))
+    assert ssim([x, x], [np.zeros_like(x), x]) < 0.9  # a map that vanishes in one modality is not the same map
 
 
 def test_ssim_equals_scikit_image_on_2d():

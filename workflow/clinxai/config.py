@@ -211,9 +211,11 @@ def degradation_cfg(config: dict, task: str) -> dict:
     becomes the task's feature-removal replacement, so both perturb alike."""
     d, removal = config["localisation"]["degradation"], removal_cfg(config, task)
     how = removal["replacement"] if d["perturbation"] == "replacement" else d["perturbation"]
-    return {"steps": d["steps"], "random_orderings": d["random_orderings"], "perturbation": how,
-            "blur_sigma": d["blur_sigma"], "road_noise": config["localisation"]["road"]["noise"],
-            "neighbourhood_size": removal["neighbourhood_size"], "low_quantile": removal["low_quantile"],
+    # only the parameters of the perturbation in use, so that editing another's does not rerun these jobs
+    used = {"blur": {"blur_sigma": d["blur_sigma"]}, "road": {"road_noise": config["localisation"]["road"]["noise"]},
+            "neighbourhood": {"neighbourhood_size": removal["neighbourhood_size"]},
+            "sampled": {"low_quantile": removal["low_quantile"]}}.get(how, {})
+    return {"steps": d["steps"], "random_orderings": d["random_orderings"], "perturbation": how, **used,
             "max_cases": d["max_cases"], "batch_size": config["truthfulness"]["batch_size"],
             "fast": config["truthfulness"]["fast"]}
 
@@ -230,9 +232,9 @@ def road_cfg(config: dict, task: str) -> dict:
     same perturbations (road_reuses_removal) -- the task's replacement, on the configured subset of cases with the
     configured number of baselines."""
     road, removal = config["localisation"]["road"], removal_cfg(config, task)
-    own = [] if road_reuses_removal(config) else [removal["replacement"]]
+    own = [] if road_reuses_removal(config) or removal["replacement"] == "road" else [removal["replacement"]]
     return {**removal, "baselines": road["baselines"], "max_cases": road["max_cases"],
-            "road_noise": road["noise"], "replacements": list(dict.fromkeys(own + ["road"]))}
+            "road_noise": road["noise"], "replacements": own + ["road"]}
 
 
 def task_postprocess_cfg(config: dict, task: str) -> dict:

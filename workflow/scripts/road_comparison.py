@@ -14,6 +14,7 @@ with job_log(snakemake.log[0]) as log:
     curves = pd.concat([pd.read_csv(p) for p in sm.input.curves], ignore_index=True)
     if sm.input.removal:  # feature removal's own curves are the comparison's own-replacement side
         own = pd.concat([pd.read_csv(p) for p in sm.input.removal], ignore_index=True)
+        own = own[~own["replacement"].isin(curves["replacement"])]  # a task that removes with ROAD already
         curves = pd.concat([curves, own.assign(n_cases=curves["n_cases"].max())], ignore_index=True)
     summary, kendall = road_comparison(curves)
     save_csv(sm.output.comparison, summary)

@@ -13,11 +13,13 @@ def save_maps(path, maps: dict[str, list[np.ndarray]]) -> None:
         np.savez_compressed(fh, **flat)
 
 
-def load_maps(path) -> dict[str, list[np.ndarray]]:
-    """{case: [per-modality raw map]} from a heatmaps .npz."""
+def load_maps(path, cases=None) -> dict[str, list[np.ndarray]]:
+    """{case: [per-modality raw map]} from a heatmaps .npz; only `cases` when given (the others are not read)."""
     out: dict[str, dict[int, np.ndarray]] = {}
+    wanted = None if cases is None else {str(c) for c in cases}
     with np.load(path) as npz:
         for key in npz.files:
             case, i = key.rsplit("__", 1)
-            out.setdefault(case, {})[int(i)] = npz[key]
+            if wanted is None or case in wanted:
+                out.setdefault(case, {})[int(i)] = npz[key]
     return {c: [parts[i] for i in sorted(parts)] for c, parts in out.items()}

@@ -44,7 +44,8 @@ def run_localisation(task: str, kind: TaskKind, method: str, seeds, maps, predic
             rows += [{**base, "modality": "all", "metric": m, "value": np.nan, "better": b}
                      for m, b in SCORES.items()]
             continue
-        rows += [{**base, **s} for s in map_scores(parts, masks, names, int(seed), f"{method}/{r.case}")]
+        # ties in RRA: an order seeded per model and case, the same for every method
+        rows += [{**base, **s} for s in map_scores(parts, masks, names, int(seed), str(r.case))]
     table = pd.DataFrame(rows)
     save_csv(out_path, table)
     return table

@@ -5,7 +5,8 @@ None for a modality without a mask. Voxels are pooled over modalities, as featur
 
 - RMA = Σ_{v∈GT} R⁺_v / Σ_v R⁺_v  (equals FP).
 - RRA = |top-K voxels by R ∩ GT| / K with K = |GT|. Most voxels of a positive map are 0, so ties at the K-th value are
-  common: they are broken by a seeded random order (`tie_order`), the same one MoRF/LeRF use.
+  common: they are broken by a seeded random order (`tie_order`; the stage seeds it per model, case and scope, the
+  same for every method).
 NaN where undefined: no positive mass (RMA), an empty mask (RRA).
 """
 

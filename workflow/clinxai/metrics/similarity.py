@@ -36,13 +36,17 @@ def spearman(a, b) -> float:
 
 
 def top_iou(a, b, fraction: float = 0.1, seed: int = 0, key: str = "") -> float:
+    """Only positive voxels can be among a map's most relevant: a map with fewer than k of them contributes those
+    (zero voxels filled in a shared tie order would count as agreement)."""
     x, y = _flat(a), _flat(b)
     k = max(1, math.ceil(fraction * x.size))
-    top_a = np.zeros(x.size, bool)
-    top_b = np.zeros(x.size, bool)
-    top_a[ranking(np.maximum(x, 0), seed, key)[:k]] = True
-    top_b[ranking(np.maximum(y, 0), seed, key)[:k]] = True
-    return float((top_a & top_b).sum() / (top_a | top_b).sum())
+    tops = []
+    for v in (x, y):
+        top = np.zeros(v.size, bool)
+        top[ranking(np.maximum(v, 0), seed, key)[:min(k, int((v > 0).sum()))]] = True
+        tops.append(top)
+    union = (tops[0] | tops[1]).sum()
+    return float((tops[0] & tops[1]).sum() / union) if union else float("nan")
 
 
 def ssim(a, b) -> float:
@@ -52,12 +56,12 @@ def ssim(a, b) -> float:
     values, weights = [], []
     for pa, pb in zip(a, b):
         pa, pb = np.maximum(np.asarray(pa, np.float64), 0), np.maximum(np.asarray(pb, np.float64), 0)
-        if pa.max() <= 0 or pb.max() <= 0:
+        if pa.max() <= 0 and pb.max() <= 0:  # empty in both: nothing to compare there
             continue
+        pa, pb = pa / max(pa.max(), 1e-300), pb / max(pb.max(), 1e-300)  # an empty one stays a zero image
         win = [min(11, s if s % 2 else s - 1) for s in pa.shape]  # the window must fit every axis
         metric = SSIMMetric(spatial_dims=pa.ndim, data_range=1.0, win_size=win)
-        ta = torch.from_numpy(pa / pa.max())[None, None]
-        tb = torch.from_numpy(pb / pb.max())[None, None]
+        ta, tb = torch.from_numpy(pa)[None, None], torch.from_numpy(pb)[None, None]
         values.append(float(metric(ta, tb).item()))
         weights.append(pa.size)
     return float(np.average(values, weights=weights)) if values else float("nan")
@@ -77,8 +81,8 @@ def max_sensitivity(original, perturbed: list) -> float:
 
 
 def mean_pairwise_spearman(maps: list) -> float:
-    rhos = [spearman(a, b) for a, b in itertools.combinations(maps, 2)]
-    return float(np.mean(rhos)) if rhos else float("nan")
+    rhos = np.array([spearman(a, b) for a, b in itertools.combinations(maps, 2)])
+    return float(np.nanmean(rhos)) if np.isfinite(rhos).any() else float("nan")  # pairs with a constant map left out
 
 
 def voxel_cv(maps: list) -> float:

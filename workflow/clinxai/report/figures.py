@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..attribution.postprocess import STATUS_NONFINITE
 from ..io import atomic_path
 from .labels import METRIC_LABELS
 
@@ -71,6 +72,8 @@ def degradation_curves_figure(curves: pd.DataFrame, task: str, path) -> pd.DataF
     """Mean MoRF (red), LeRF (blue) and random-order (grey, dashed) curves per method over every case of every
     model, one panel per method; the title gives the mean DS. Returns the mean curves (method, curve, step)."""
     plt = _pyplot()
+    if "status" in curves:  # failed maps have no DS in Table 5: not in the mean curves either
+        curves = curves[curves["status"] != STATUS_NONFINITE]
     per_case = curves.groupby(["method", "curve", "seed", "case", "step"], as_index=False)[["fraction", "prob"]].mean()
     means = per_case.groupby(["method", "curve", "step"])[["fraction", "prob"]].mean()
     methods = sorted(curves["method"].unique())

@@ -69,9 +69,10 @@ async function caseMap(i, seed, method) {
   return decoded[key];
 }
 
-async function update() {  // load what the current choice needs (cached), then draw
-  const i = state.caseIndex;
-  const [img, map] = await Promise.all([caseImages(i), caseMap(i, state.seed, state.method)]);
+async function update() {  // load what the current choice needs (cached), then draw -- unless it changed meanwhile
+  const i = state.caseIndex, seed = state.seed, method = state.method;
+  const [img, map] = await Promise.all([caseImages(i), caseMap(i, seed, method)]);
+  if (i !== state.caseIndex || seed !== state.seed || method !== state.method) return;
   state.data = { images: img.images, masks: img.masks, map: map };
   render();
 }
@@ -274,6 +275,11 @@ function setup() {
     if (M.layout === "views") move(state.active); else M.modalities.forEach((_, k) => move(k));
     render();
   });
+  if (!M.cases.length) {
+    document.getElementById("status").textContent = "No cases were chosen (config heatmaps.export.cases).";
+    document.body.dataset.ready = "1";
+    return;
+  }
   selectCase(0).catch(fail);
 }
 

@@ -7,8 +7,8 @@ modalities, grid, each map's scores); cases/<n>/images.js one case's MRI per mod
 cases/<n>/<seed>_<method>.js the post-processed map of one model and method, as gzip-compressed 8-bit arrays, each
 loaded on demand by a script tag (file:// pages may not fetch()), so a paper-sized export stays usable: one map file
 of a 4 x 128³ case is ~2 MB. Images are windowed to their 1st-99th percentile; maps are the post-processed positive
-maps every metric uses (normalised to [0, 1]) times 255. Axes longer than `max_side` are subsampled by an integer
-stride (the same for image, mask and map).
+maps every metric uses (normalised to [0, 1]) times 255. Volumes whose longest axis exceeds `max_side` are subsampled
+by one integer stride on every axis (the same for image, mask and map).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ EXPLAINED = {
     "vxap": "how well the map's ranking of voxels finds the region (chance = the region's size)",
     "auroc": "chance that a region voxel outranks a voxel outside it (0.5 = chance)",
     "pointing_game": "1 if the map's strongest voxel lies in the region",
-    "ds": "how much more the prediction drops when the map's top voxels are blurred than its bottom ones",
+    "ds": "how much more the prediction drops when the map's top voxels are perturbed (blurred by default) than its "
+          "bottom ones",
 }
 
 
@@ -87,8 +88,10 @@ def scores_by_map(tables: list[pd.DataFrame], cases: list[str]) -> dict:
 
 
 def strides(shape, max_side: int | None) -> tuple[slice, ...]:
-    """Per-axis subsampling that brings every axis to at most `max_side` voxels (None: full resolution)."""
-    return tuple(slice(None, None, max(1, -(-n // max_side)) if max_side else 1) for n in shape)
+    """One integer stride for every axis that brings the longest to at most `max_side` voxels (None: full
+    resolution): the same stride on all axes keeps every plane's proportions."""
+    step = max(1, -(-max(shape) // max_side)) if max_side else 1
+    return tuple(slice(None, None, step) for _ in shape)
 
 
 def _write_js(path: Path, payload: dict) -> None:
@@ -103,7 +106,6 @@ def build_viewer(task: str, kind: TaskKind, title: str, seeds: list, methods: li
     names = modality_names(meta)
     preds = {s: pd.read_csv(predictions[s], dtype={"case": str}).set_index("case") for s in seeds}
     chosen = chosen_cases(preds[seeds[0]].reset_index(), cases, task)
-    loaded = {key: load_maps(path) for key, path in maps.items()}
     manifest = {"task": task, "title": title, "layout": kind.layout, "modalities": names,
                 "classes": list(kind.classes), "seeds": [str(s) for s in seeds], "methods": methods,
                 "has_mask": has_mask, "phantom": phantom, "cases": [],
@@ -123,7 +125,7 @@ def build_viewer(task: str, kind: TaskKind, title: str, seeds: list, methods: li
             status = {}
             for seed in seeds:
                 for method in methods:
-                    raw = loaded[(seed, method)]
+                    raw = load_maps(maps[(seed, method)], [case])  # one case of one file at a time: paper-sized
                     if case not in raw:
                         raise ClinxaiError(f"{maps[(seed, method)]} has no map for case {case}: rerun its heatmaps "
                                            "job.")
