@@ -2,7 +2,7 @@
 scikit-posthocs / fractions, never the package's own functions): ΔAUPC from the curves, φ from the subset table, τ-b
 from φ and the modality sums, Friedman and Nemenyi from the blocks, Mann-Whitney and Spearman from the plausibility
 tables, Table 2's means; DS, DS_c and the MoRF / LeRF scores from the degradation curves, RMA against the
-plausibility stage's FP (the same quantity by another code path), the ROAD comparison's ΔAUPC and τ-b, and Table 5's
+plausibility stage's FP (the same quantity, written by another stage), the ROAD comparison's ΔAUPC and τ-b, and Table 5's
 means and tests. Called by the end-to-end test on its results."""
 from __future__ import annotations
 
@@ -155,7 +155,8 @@ def degradation(results: Path, task: str) -> pd.DataFrame:
 
 
 def rma_is_fp(results: Path, task: str, scores: pd.DataFrame) -> None:
-    """RMA (localisation stage) and FP (plausibility stage) are one quantity computed by two code paths."""
+    """RMA (localisation stage) and FP (plausibility stage) are one quantity written by two stages: every model and
+    case of one table must have the other's value (a join of the two stages' rows)."""
     rma = scores[scores["metric"] == "rma"].set_index(["seed", "method", "case"])["value"]
     plaus = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in (results / task / "plausibility").glob("*.csv")
                        if p.name != "informativeness.csv"]).set_index(["seed", "method", "case"])["fp"]

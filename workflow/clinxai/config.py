@@ -200,7 +200,7 @@ def removal_cfg(config: dict, task: str) -> dict:
     extra = {"blur": {"blur_sigma": config["localisation"]["degradation"]["blur_sigma"]},
              "road": {"road_noise": config["localisation"]["road"]["noise"]}}.get(how, {})
     return {**extra, "n_steps": r["n_steps"], "baselines": r["baselines"],
-            "replacement": task_setting(config, "truthfulness.removal.replacement", task),
+            "replacement": how,
             "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
             "metric": task_setting(config, "truthfulness.metric", task), "batch_size": truth["batch_size"],
             "fast": truth["fast"]}

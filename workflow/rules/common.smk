@@ -270,7 +270,8 @@ def truthfulness_outputs(task):
     }
 
 
-def removal_inputs(wc, methods):
+def model_maps_inputs(wc, methods):
+    """A model, its test set and the maps of `methods`: feature removal, degradation and ROAD jobs."""
     return {
         "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
         "predictions": model_outputs(wc.task, wc.seed)["predictions"],
@@ -356,16 +357,6 @@ def grouped_degradation_outputs(task):
 
 def all_degradation_outputs(task):
     return [degradation_output(task, s, m) for s in SEEDS for m in task_methods(config, task)]
-
-
-def degradation_inputs(wc, methods):
-    return {
-        "checkpoint": model_outputs(wc.task, wc.seed)["checkpoint"],
-        "predictions": model_outputs(wc.task, wc.seed)["predictions"],
-        "meta": prepared(wc.task)["meta"],
-        "arrays": prepared(wc.task)["arrays"],
-        **{f"maps_{m}": heatmap_outputs(wc.task, wc.seed, m)["maps"] for m in methods},
-    }
 
 
 def road_curves(task, seed):

@@ -34,7 +34,7 @@ rule localisation:
 
 rule degradation:
     input:
-        unpack(lambda wc: degradation_inputs(wc, [wc.method])),
+        unpack(lambda wc: model_maps_inputs(wc, [wc.method])),
     output:
         curves=degradation_output("{task}", "{seed}", "{method}"),
     log:
@@ -62,7 +62,7 @@ for _task in TASKS if GROUP_DEGRADATION else []:
         name:
             f"degradation_{_task}"
         input:
-            unpack(lambda wc: degradation_inputs(wc, task_methods(config, wc.task))),
+            unpack(lambda wc: model_maps_inputs(wc, task_methods(config, wc.task))),
         output:
             **grouped_degradation_outputs(_task),
         log:
@@ -86,7 +86,7 @@ for _task in TASKS if GROUP_DEGRADATION else []:
 
 rule road_removal:
     input:
-        unpack(lambda wc: degradation_inputs(wc, task_methods(config, wc.task))),
+        unpack(lambda wc: model_maps_inputs(wc, task_methods(config, wc.task))),
     output:
         curves=road_curves("{task}", "{seed}"),
     log:

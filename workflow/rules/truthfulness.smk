@@ -7,7 +7,7 @@
 
 rule feature_removal:
     input:
-        unpack(lambda wc: removal_inputs(wc, [wc.method])),
+        unpack(lambda wc: model_maps_inputs(wc, [wc.method])),
     output:
         **removal_outputs("{task}", "{seed}", "{method}"),
     log:
@@ -36,7 +36,7 @@ for _task in REMOVAL_TASKS if GROUP_REMOVAL else []:
         name:
             f"feature_removal_{_task}"
         input:
-            unpack(lambda wc: removal_inputs(wc, task_methods(config, wc.task))),
+            unpack(lambda wc: model_maps_inputs(wc, task_methods(config, wc.task))),
         output:
             **grouped_removal_outputs(_task),
         log:

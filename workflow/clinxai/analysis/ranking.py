@@ -26,24 +26,25 @@ def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metri
     `ds_c`: {task: DS_c per (seed, method)} -- one unit per model, like ΔAUPC."""
     out = []
     for task, t in delta_aupc.items():
-        out.append((task, "delta_aupc", "G3", ["seed"], t))
+        out.append((task, "delta_aupc", "G3", ["seed"], t, "higher"))
     for task, t in mi.items():
-        out.append((task, "mi_correlation", "G3", ["seed", "case"], t))
+        out.append((task, "mi_correlation", "G3", ["seed", "case"], t, "higher"))
     for task, t in plausibility.items():
         if task in groundtruth_tasks:
-            out.append((task, synthetic_metric, "G3", ["seed", "case"], t))
-        out.append((task, plausibility_score, "G4", ["seed", "case"], t))
+            out.append((task, synthetic_metric, "G3", ["seed", "case"], t, "higher"))
+        out.append((task, plausibility_score, "G4", ["seed", "case"], t, "higher"))
     for task, t in (scores or {}).items():
         for metric, g in t.groupby("metric", sort=False):
             out.append((task, metric, LOCALISATION, ["seed", "case"], g.rename(columns={"value": metric}),
                         g["better"].iloc[0]))
     for task, t in (ds_c or {}).items():
-        out.append((task, "ds_c", LOCALISATION, ["seed"], t))
-    return [u if len(u) == 6 else (*u, "higher") for u in out]
+        out.append((task, "ds_c", LOCALISATION, ["seed"], t, "higher"))
+    return out
 
 
 def compare_methods(units, alpha: float = 0.01, max_missing: float = 0.5):
-    """Returns (metrics, friedman, nemenyi, matrices): long tables over every (task, metric)."""
+    """Returns (metrics, friedman, nemenyi, matrices): long tables over every (task, metric). A unit without a sixth
+    element (its better direction) is higher-is-better."""
     metrics, friedman, nemenyi, matrices = [], [], [], {}
     for task, metric, guideline, blocks, table, *better in units:
         higher = (better or ["higher"])[0] == "higher"

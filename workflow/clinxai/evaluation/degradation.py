@@ -55,11 +55,11 @@ def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: li
         new = key not in shared
         if new:
             rows += [removal_step(PERMUTATIONS.get(seed, case, d + 1, n), m) for d in range(draws)]
-        # items (curve row, step): MoRF 1..m (step m removes every voxel: shared by all curves), LeRF 1..m-1, and
-        # for a new key the unperturbed input (0, 0) and the random orders' steps 1..m-1
-        items = [(0, i) for i in range(1, m + 1)] + [(1, i) for i in range(1, m)]
+        # items (curve row, step): MoRF and LeRF 1..m-1, and for a new key the unperturbed input (0, 0), the fully
+        # perturbed one (0, m: the same for every curve and method) and the random orders' steps 1..m-1
+        items = [(0, i) for i in range(1, m)] + [(1, i) for i in range(1, m)]
         if new:
-            items += [(0, 0)] + [(2 + d, i) for d in range(draws) for i in range(1, m)]
+            items += [(0, 0), (0, m)] + [(2 + d, i) for d in range(draws) for i in range(1, m)]
         perturber = Perturber(x, flat_map, layout, how, cfg, seed, case)
         steps = torch.from_numpy(np.stack(rows))
         for start in range(0, len(items), cfg["batch_size"]):

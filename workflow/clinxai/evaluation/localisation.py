@@ -1,7 +1,7 @@
 """The localisation stage's per-map scores (issue 20, torch-free): every threshold-free and coherence score of one
 method's post-processed maps against the task's clinical masks, per (model, case), pooled over modalities and per
-modality, in long format (one scalar per row, with its declared better direction) for the shared statistics path.
-The rules that run it are not wired yet."""
+modality, in long format (one scalar per row, with its declared better direction) for the shared statistics path
+(rule localisation)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import zlib
 import numpy as np
 
 from .. import ClinxaiError
+from .localisation import fp
 
 
 def pooled(parts, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -46,10 +47,8 @@ def ranking(values: np.ndarray, seed: int = 0, key: str = "") -> np.ndarray:
 
 
 def rma(parts, masks) -> float:
-    values, inside = pooled(parts, masks)
-    pos = np.maximum(values, 0)
-    total = pos.sum()
-    return float(pos[inside].sum() / total) if total > 0 else float("nan")
+    """RMA is FP (clinxai.metrics.localisation): the share of the positive mass inside the mask, modalities pooled."""
+    return fp(parts, masks)
 
 
 def rra(parts, masks, seed: int = 0, key: str = "") -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.ranking import LOCALISATION
 from ..analysis.scorecard import NOT_EVALUATED, all_methods
 from ..io import atomic_path, save_csv
 from .labels import METRIC_LABELS
@@ -92,7 +93,7 @@ def table5(metrics: pd.DataFrame, tasks: list[dict]) -> tuple[pd.DataFrame, pd.D
     """Localisation and degradation, in Table 2's layout: per task RMA, RRA, VxAP, MaxF1, AUROC, the pointing game
     (tasks with a clinical mask), DS and DS_c (every task); mean ± std, top three (by each metric's better
     direction) in bold, `∗` significantly better than the others. The long CSV has every localisation metric."""
-    long = metrics[metrics["guideline"] == "localisation"].copy()
+    long = metrics[metrics["guideline"] == LOCALISATION].copy()
     wide = pd.DataFrame(index=all_methods())
     have = set(zip(long["task"], long["metric"]))
     for metric in TABLE5_METRICS:
