@@ -29,6 +29,7 @@ include: "workflow/rules/truthfulness.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/plausibility.smk"
 include: "workflow/rules/localisation.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/statistics.smk"
 include: "workflow/rules/report.smk"
 
@@ -47,6 +48,8 @@ localrules:
     localisation_summary,
     road_comparison,
     fig_degradation_curves,
+    sensitivity_summary,
+    fig_sensitivity,
     method_statistics,
     tables,
     scorecard,

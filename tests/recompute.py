@@ -3,7 +3,8 @@ scikit-posthocs / fractions, never the package's own functions): ΔAUPC from the
 from φ and the modality sums, Friedman and Nemenyi from the blocks, Mann-Whitney and Spearman from the plausibility
 tables, Table 2's means; DS, DS_c and the MoRF / LeRF scores from the degradation curves, RMA against the
 plausibility stage's FP (the same quantity, written by another stage), the ROAD comparison's ΔAUPC and τ-b, and Table 5's
-means and tests. Called by the end-to-end test on its results."""
+means and tests; the sensitivity scores from the stage's per-draw rows, the model's findings and the ΔAUPC spread,
+and Table 6's means and tests. Called by the end-to-end test on its results."""
 from __future__ import annotations
 
 import itertools
@@ -187,8 +188,45 @@ def road(results: Path, task: str) -> None:
         _close([ref.statistic, ref.pvalue], [kendall["tau_b"], kendall["p"]], f"{task} ROAD τ-b")
 
 
+def sensitivity(results: Path, task: str) -> pd.DataFrame:
+    """Per-case scores: the mean over a setting's draws, then over the settings, in plain Python; a label score is
+    left out where the other class's map was the exact negative. The flip shares and the ΔAUPC spread likewise."""
+    raw = pd.concat([pd.read_csv(p, dtype={"case": str, "setting": str}, keep_default_na=False, na_values=[""])
+                     for p in (results / task / "sensitivity").glob("seed*/*.csv")])
+    raw["case"], raw["better"] = raw["case"].fillna(""), raw["better"].fillna("")
+    negated = {(r.seed, r.method, r.case) for r in raw.itertuples() if r.metric == "negated" and r.value == 1}
+    draws: dict = {}
+    for r in raw.itertuples():
+        if r.case == "" or r.better == "":
+            continue
+        value = np.nan if r.attribute == "label" and (r.seed, r.method, r.case) in negated else r.value
+        name = r.metric if r.metric == r.attribute else f"{r.attribute}_{r.metric}"
+        draws.setdefault((r.seed, r.method, r.case, name), {}).setdefault(r.setting, []).append(value)
+    mine = {k: np.nanmean([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in per.values()])
+            if any(np.isfinite(v).any() for v in per.values()) else np.nan for k, per in draws.items()}
+    scores = pd.read_csv(results / task / "sensitivity/scores.csv", dtype={"case": str})
+    stored = scores.set_index(["seed", "method", "case", "metric"])["value"]
+    assert len(stored) == len(mine), f"{task}: {len(stored)} sensitivity scores vs {len(mine)} recomputed"
+    keys = list(mine)
+    _close([mine[k] for k in keys], stored.loc[keys], f"{task} sensitivity scores")
+    findings = pd.read_csv(results / task / "sensitivity/findings.csv", keep_default_na=False, na_values=[""])
+    flips = raw[raw["metric"] == "flipped"]
+    first = flips["method"].iloc[0]
+    for (seed, setting), g in flips[flips["method"] == first].groupby(["seed", "setting"]):
+        row = findings[(findings["finding"] == "flipped") & (findings["seed"] == seed) & (findings["setting"] == setting)]
+        _close(g["value"].mean(), row["share"].item(), f"{task} seed {seed} {setting} flip share")
+    spread = raw[raw["metric"] == "delta_aupc"]
+    if len(spread):
+        table = pd.read_csv(results / task / "sensitivity/hyperparameters.csv").set_index(["seed", "method"])
+        for (seed, method), g in spread.groupby(["seed", "method"]):
+            _close(g["value"].max() - g["value"].min(), table.loc[(seed, method), "delta_aupc_spread"],
+                   f"{task} {method} ΔAUPC spread")
+    return scores
+
+
 def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi", groundtruth=("synthetic",),
-                  groundtruth_metric="msfi_global", max_missing=0.5, localisation_tasks=()) -> int:
+                  groundtruth_metric="msfi_global", max_missing=0.5, localisation_tasks=(),
+                  sensitivity_tasks=()) -> int:
     """Every check above on a run's results; returns how many (task, metric) blocks were recomputed."""
     results = Path(results)
     units = {}
@@ -213,5 +251,8 @@ def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi"
         for metric, g in scores.groupby("metric"):
             units[(task, metric)] = (g.rename(columns={"value": metric}), ["seed", "case"])
         units[(task, "ds_c")] = (pd.read_csv(results / task / "localisation/ds_c.csv"), ["seed"])
+    for task in sensitivity_tasks:
+        for metric, g in sensitivity(results, task).groupby("metric"):
+            units[(task, metric)] = (g.rename(columns={"value": metric}), ["seed", "case"])
     friedman_nemenyi(results, units, max_missing)
     return len(units)

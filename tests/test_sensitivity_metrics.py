@@ -78,3 +78,34 @@ def test_determinism_of_repeats():
     noisy = [[np.array([1.0, 3.0])], [np.array([3.0, 1.0])]]
     assert mean_pairwise_spearman(noisy) == pytest.approx(-1)
     assert voxel_cv(noisy) == pytest.approx(0.5)  # std 1, mean 2, per voxel
+
+
+def test_max_sensitivity_equals_quantus_on_the_same_draws():
+    """Quantus 0.6's MaxSensitivity (uniform noise in ±r, normalise_by_max, Frobenius norms), one case per call
+    (Quantus normalises a whole batch by its largest value), against relative_change on the same noise draws."""
+    quantus = pytest.importorskip("quantus", reason="quantus 0.6 is not installed (pip install quantus)")
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).eval()
+
+    def explain(model, inputs, targets, **kw):  # input x gradient
+        x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32).requires_grad_(True)
+        model(x)[torch.arange(len(x)), torch.as_tensor(np.asarray(targets))].sum().backward()
+        return (x.grad * x).detach().numpy()
+
+    x = np.random.default_rng(0).normal(size=(3, 2, 8, 8)).astype(np.float32)
+    y = np.array([0, 1, 1])
+    a = explain(model, x, y)
+    r, n = 0.3, 5
+    for i in range(3):
+        np.random.seed(7 + i)  # Quantus draws its noise from numpy's global generator
+        theirs = quantus.MaxSensitivity(nr_samples=n, lower_bound=r, normalise=True, abs=False,
+                                        normalise_func=quantus.normalise_func.normalise_by_max,
+                                        disable_warnings=True)(model=model, x_batch=x[i:i + 1], y_batch=y[i:i + 1],
+                                                               a_batch=a[i:i + 1], explain_func=explain, device="cpu")
+        np.random.seed(7 + i)
+        perturbed = [explain(model, x[i:i + 1] + np.random.uniform(-r, r, size=(1, x[0].size)).reshape(1, *x[0].shape),
+                             y[i:i + 1])[0] for _ in range(n)]
+        assert max_sensitivity([a[i]], [[p] for p in perturbed]) == pytest.approx(theirs[0], rel=1e-5)

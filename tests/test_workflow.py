@@ -20,7 +20,9 @@ def test_end_to_end_and_resume(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     # every reported number recomputed independently from the lower-level outputs (tests/recompute.py)
     all_tasks = ["glioma", "knee", "synthetic"]
-    assert recompute_all(wd / "results", ["glioma", "knee"], all_tasks, localisation_tasks=all_tasks) == 8 + 3 * 12
+    n = recompute_all(wd / "results", ["glioma", "knee"], all_tasks, localisation_tasks=all_tasks,
+                      sensitivity_tasks=all_tasks)
+    assert n == 8 + 3 * 12 + 3 * 28  # 28 sensitivity scores per task
     for task, n in (("glioma", 14), ("knee", 20)):
         meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
         split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})
@@ -106,6 +108,25 @@ def test_end_to_end_and_resume(tmp_path):
         assert kendall["n_seeds"].item() == 1 and kendall["n_methods"].item() == {"glioma": 6, "knee": 4}[task]
         road = pd.read_csv(wd / f"results/{task}/localisation/road/seed10.csv")
         assert set(road["replacement"]) == {"road", {"glioma": "zero", "knee": "mean"}[task]}
+    # sensitivity: every attribute of every method on the configured model, the model's findings, the figures
+    for task, methods in (("glioma", 6), ("knee", 4), ("synthetic", 6)):
+        scores = pd.read_csv(wd / f"results/{task}/sensitivity/scores.csv", dtype={"case": str})
+        assert scores["method"].nunique() == methods and set(scores["seed"]) == {10}
+        assert set(scores["attribute"]) == {"input", "max_sensitivity", "model", "data", "label", "determinism",
+                                            "hyperparameters", "minimality"}
+        findings = pd.read_csv(wd / f"results/{task}/sensitivity/findings.csv", keep_default_na=False)
+        flips = findings[findings["finding"] == "flipped"]
+        assert set(flips["setting"]) == {"bias_field", "rician_noise", "gibbs", "contrast", "affine"}
+        negated = findings[findings["finding"] == "negated"].set_index("method")["share"]
+        assert negated["Gradient"] == (1.0 if task == "knee" else 0.0)  # the knee network's logits are ±z/2
+        for name in ("attributes", "randomisation"):
+            assert (wd / f"results/{task}/figures/sensitivity_{name}.png").stat().st_size > 10000
+        assert json.loads((wd / f"results/{task}/models/permuted/metrics.json").read_text())["permuted_labels"]
+    knee = pd.read_csv(wd / "results/knee/sensitivity/scores.csv").set_index(["method", "metric"])
+    assert knee.loc[("Gradient", "label_spearman"), "value"].isna().all()  # a property of the model, not a score
+    spread = pd.read_csv(wd / "results/glioma/sensitivity/hyperparameters.csv")
+    assert set(spread["method"]) == {"SmoothGrad", "GradCAM", "FeatureAblation", "KernelShap", "FeaturePermutation",
+                                     "Gradient"} and (spread["delta_aupc_spread"] >= 0).all()
     # statistics across methods, the tables (all 16 methods, NaN for those not run) and the scorecard
     friedman = pd.read_csv(wd / "results/statistics/friedman.csv")
     assert {("glioma", "delta_aupc"), ("knee", "mi_correlation"), ("synthetic", "msfi_global"),
@@ -113,13 +134,16 @@ def test_end_to_end_and_resume(tmp_path):
         zip(friedman["task"], friedman["metric"]))
     assert (wd / "results/figures/critical_difference.png").stat().st_size > 10000
     assert (wd / "results/figures/critical_difference_localisation.png").stat().st_size > 10000
-    for name in ("table2", "table3", "table4", "table5"):
+    assert (wd / "results/figures/critical_difference_sensitivity.png").stat().st_size > 10000
+    for name in ("table2", "table3", "table4", "table5", "table6"):
         for ext in ("csv", "md", "tex", "html"):
             assert (wd / f"results/tables/{name}.{ext}").stat().st_size > 200
     table2 = (wd / "results/tables/table2.md").read_text()
     assert table2.count("\n| ") == 16 and "| Occlusion | NaN | NaN | NaN | NaN | NaN |" in table2
     table5 = (wd / "results/tables/table5.md").read_text()
     assert table5.count("\n| ") == 16 and "| RMA Glioma | RMA Knee | RMA Synthetic glioma |" in table5
+    table6 = (wd / "results/tables/table6.md").read_text()
+    assert table6.count("\n| ") == 16 and "| Minimality: Gini Glioma | Minimality: Gini Knee |" in table6
     card = pd.read_csv(wd / "results/tables/scorecard.csv")
     assert set(card["result"]) <= {"pass", "fail", "not evaluated"} and set(card["guideline"]) == {"G3", "G4", "G5"}
     versions = pd.read_csv(wd / "results/report/versions.csv")
@@ -161,7 +185,8 @@ def test_end_to_end_and_resume(tmp_path):
                              "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
                              "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, "localisation": 5,
                              "degradation_glioma": 2, "localisation_summary": 1, "fig_degradation_curves": 1,
-                             "road_removal": 1, "road_comparison": 1, "case_viewer": 1, **downstream}
+                             "road_removal": 1, "road_comparison": 1, "case_viewer": 1, "sensitivity_glioma": 1,
+                             "sensitivity_summary": 1, "fig_sensitivity": 1, **downstream}
     # ... and one job per method without it: that method's heatmaps and removal curves only
     single = overlay(wd, "single.yaml", {"heatmaps": {"group_methods": False},
                                          "truthfulness": {"group_methods": False}})
@@ -184,6 +209,10 @@ def test_end_to_end_and_resume(tmp_path):
     edit = overlay(wd, "edit6.yaml", {"localisation": {"degradation": {"perturbation": "road"}}})
     assert planned(edit) == {"degradation_glioma": 2, "degradation_knee": 2, "degradation_synthetic": 2,
                              "localisation_summary": 3, "fig_degradation_curves": 3, "case_viewer": 3, **downstream}
+    # the number of scanner-shift draws: the sensitivity jobs and what is computed from them
+    edit = overlay(wd, "edit7.yaml", {"sensitivity": {"input": {"draws": 2}}})
+    assert planned(edit) == {"sensitivity_glioma": 1, "sensitivity_knee": 1, "sensitivity_synthetic": 1,
+                             "sensitivity_summary": 3, "fig_sensitivity": 3, **downstream}
     # one stage on demand
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
         "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
@@ -198,5 +227,6 @@ def test_end_to_end_and_resume(tmp_path):
     html = (wd / "results/report.html").read_text()
     for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
                  "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv", "table5.html",
-                 "degradation_curves.png", "kendall.csv", "viewer/index.html"):
+                 "degradation_curves.png", "kendall.csv", "viewer/index.html", "table6.html",
+                 "sensitivity_randomisation.png", "findings.csv"):
         assert item in html, item

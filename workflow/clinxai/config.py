@@ -97,11 +97,18 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     for key, fr in fractions:
         if fr is not None and abs(sum(fr.values()) - 1.0) > 1e-6:
             raise ConfigError(f"config key {key} = {fr}: the fractions must sum to 1.")
-    road_seeds = config["localisation"]["road"]["seeds"] or []
-    unknown = [s for s in road_seeds if s not in config["seeds"]]
-    if unknown:
-        raise ConfigError(f"config key localisation.road.seeds lists {unknown}, which are not in seeds "
-                          f"{config['seeds']}: use seeds of trained models, or null for all of them.")
+    for key, seeds in (("localisation.road.seeds", config["localisation"]["road"]["seeds"]),
+                       ("sensitivity.seeds", config["sensitivity"]["seeds"])):
+        unknown = [s for s in seeds or [] if s not in config["seeds"]]
+        if unknown:
+            raise ConfigError(f"config key {key} lists {unknown}, which are not in seeds {config['seeds']}: use "
+                              "seeds of trained models, or null for all of them.")
+    # names of tasks not in this run are ignored, like per-task settings; a task without feature removal has no ΔAUPC
+    without = [t for t in config["sensitivity"]["hyperparameters"]["delta_aupc"] or []
+               if t in config["tasks"] and not kind_of(config, t).removal]
+    if without:
+        raise ConfigError(f"config key sensitivity.hyperparameters.delta_aupc lists {without}, which have no feature "
+                          "removal (their truthfulness is a known ground truth): leave them out of the list.")
     _check_methods(config)
     try:
         needs = []
@@ -360,3 +367,14 @@ def _merge(base: dict, over: dict) -> dict:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def sensitivity_cfg(config: dict, task: str) -> dict:
+    """The sensitivity config as clinxai.evaluation.sensitivity.run_sensitivity takes it for one task: ΔAUPC of
+    the hyperparameter grid's settings only for the tasks listed (with their feature-removal config)."""
+    s = config["sensitivity"]
+    removal = removal_cfg(config, task) if task in (s["hyperparameters"]["delta_aupc"] or []) else None
+    return {"max_cases": s["max_cases"], "repeats": s["determinism"]["repeats"], "depths": s["randomisation"]["depths"],
+            "input": {"draws": s["input"]["draws"], "shifts": s["input"]["shifts"]},
+            "max_sensitivity": s["max_sensitivity"], "batch_size": config["truthfulness"]["batch_size"],
+            "removal": removal}

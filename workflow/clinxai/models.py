@@ -117,23 +117,30 @@ def _densenet_arch(model_cfg: dict, meta: dict) -> dict:
 class ModelFamily:
     """How a task kind's model is built from config, rebuilt from a checkpoint, and where GradCAM looks."""
 
-    def __init__(self, build, arch, gradcam_layer=None):
-        self.build, self.arch, self._layer = build, arch, gradcam_layer
+    def __init__(self, build, arch, gradcam_layer=None, previous_layer=None):
+        self.build, self.arch = build, arch
+        self._layers = {"last": gradcam_layer, "previous": previous_layer}
 
-    def gradcam_layer(self, model: nn.Module) -> nn.Module:
-        if self._layer is None:
+    def gradcam_layer(self, model: nn.Module, which: str = "last") -> nn.Module:
+        """`which`: "last" (the default) or "previous", the block before it (the hyperparameter grid)."""
+        if self._layers["last"] is None:
             raise ClinxaiError("GradCAM/GuidedGradCAM need one convolutional layer; this model has none (the knee "
                                "network has one per view). Exclude them for this task in heatmaps.exclude.")
-        return self._layer(model)
+        if self._layers.get(which) is None:
+            raise ClinxaiError(f"GradCAM layer {which!r}: this model family names only "
+                               f"{[k for k, v in self._layers.items() if v is not None]}.")
+        return self._layers[which](model)
 
 
 # The last conv layer's activation before the final pooling (SPEC §3 default; the reference used the block after
 # pooling, a 2x2x2 map). Task kinds name their family in clinxai.tasks.
 MODEL_FAMILIES = {
     "genenet3d": ModelFamily(lambda a: GeneNet3D(a["in_channels"], a["grid"], tuple(a["widths"]), a["fc"]),
-                             _genenet_arch, lambda m: m.features[-2]),  # ReLU of the last block, before its MaxPool
+                             _genenet_arch, lambda m: m.features[-2],  # ReLU of the last block, before its MaxPool
+                             lambda m: m.features[-9]),  # the block before: its ReLU (two convs + pool = 7 modules)
     "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])}),
-    "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4),
+    "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4,
+                              lambda m: m.features.denseblock3),
 }
 
 

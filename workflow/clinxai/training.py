@@ -74,9 +74,10 @@ def _augmenter(augmentation: str, seed: int):
 
 
 def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: dict, device: str = "auto",
-                threads: int = 1) -> dict:
+                threads: int = 1, permute_labels: bool = False) -> dict:
     """Train one model of a task of `kind`; write checkpoint, per-epoch log, test predictions and metrics (paths in
-    `out`)."""
+    `out`). `permute_labels`: the training and validation labels are permuted (seeded) -- Adebayo et al.'s
+    data-randomisation test; the test predictions are still scored against the true labels."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, threads))
     device = torch.device(resolve_device(device))
@@ -92,6 +93,9 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
     model.to(device)
     labels = torch.tensor(split["label"].to_numpy(), dtype=torch.long)
     idx = {part: np.flatnonzero(split["split"].to_numpy() == part) for part in ("train", "val", "test")}
+    if permute_labels:
+        fit = np.concatenate([idx["train"], idx["val"]])
+        labels[fit] = labels[fit][torch.from_numpy(np.random.default_rng(seed).permutation(len(fit)))]
     if len(np.unique(labels[idx["train"]])) < 2:
         raise ClinxaiError(f"{task}: the training split has a single class; add cases or change the split.")
 
@@ -152,7 +156,8 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
             break
 
     model.load_state_dict(best["state"])
-    save_checkpoint(out["checkpoint"], model.cpu(), task, kind.model, arch, {"seed": seed, "epoch": best["epoch"]})
+    save_checkpoint(out["checkpoint"], model.cpu(), task, kind.model, arch,
+                    {"seed": seed, "epoch": best["epoch"], "permuted_labels": permute_labels})
     model.to(device)
     save_csv(out["history"], pd.DataFrame(history))
     probs = {part: predict(model, tuple(x[idx[part]] for x in inputs), t["batch_size"], device)
@@ -162,7 +167,8 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
                          "prob_0": probs["test"][:, 0], "prob_1": probs["test"][:, 1]})
     save_csv(out["predictions"], pred)
     metrics = {
-        "task": task, "seed": seed, "best_epoch": best["epoch"], "epochs_run": len(history),
+        "task": task, "seed": seed, "permuted_labels": permute_labels, "best_epoch": best["epoch"],
+        "epochs_run": len(history),
         "val": classification_metrics(labels[idx["val"]].numpy(), probs["val"]),
         "test": classification_metrics(test["label"].to_numpy(), probs["test"]),
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,

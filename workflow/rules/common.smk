@@ -15,6 +15,7 @@ from clinxai.config import (
     removal_cfg,
     road_cfg,
     road_reuses_removal,
+    sensitivity_cfg,
     task_methods,
     task_postprocess_cfg,
     validate_config,
@@ -387,6 +388,54 @@ def localisation_summary_inputs(wc):
     return {"curves": all_degradation_outputs(wc.task), "maps": maps if wc.task in PLAUSIBILITY_TASKS else []}
 
 
+# ---- sensitivity (issue 19) ----
+GROUP_SENSITIVITY = config["sensitivity"].get("group_methods", False)
+SENSITIVITY_SEEDS = config["sensitivity"]["seeds"] or SEEDS
+PERMUTED_MODEL = config["sensitivity"]["label"]["permuted_model"]
+SENSITIVITY_CATEGORY = "Sensitivity"
+
+
+def sens_dir(task):
+    return f"{RESULTS}/{task}/sensitivity"
+
+
+def sensitivity_output(task, seed, method):
+    return f"{sens_dir(task)}/seed{seed}/{method}.csv"
+
+
+def grouped_sensitivity_outputs(task):
+    return {f"table_{m}": sensitivity_output("{task}", "{seed}", m) for m in task_methods(config, task)}
+
+
+def all_sensitivity_outputs(task):
+    return [sensitivity_output(task, s, m) for s in SENSITIVITY_SEEDS for m in task_methods(config, task)]
+
+
+def permuted_model_outputs(task):
+    """The data-randomisation test's model: trained on permuted labels, seeded by the first sensitivity seed."""
+    root = f"{RESULTS}/{task}/models/permuted"
+    return {k: f"{root}/{os.path.basename(p)}" for k, p in model_outputs(task, 0).items()}
+
+
+def sensitivity_inputs(wc):
+    """A model, its test set, the supervoxel masks and (sensitivity.label.permuted_model) the permuted-label
+    model: the job recomputes maps; it reads none of the heatmaps stage's."""
+    inputs = dict(heatmap_inputs(wc))
+    if PERMUTED_MODEL:
+        inputs["permuted"] = permuted_model_outputs(wc.task)["checkpoint"]
+    return inputs
+
+
+def sensitivity_outputs(task):
+    """Per-case scores (long), per-method summary, per-setting means, the model's findings and the ΔAUPC spread."""
+    names = ("scores", "summary", "settings", "findings", "hyperparameters")
+    return {k: f"{sens_dir(task)}/{k}.csv" for k in names}
+
+
+def sensitivity_figures(task):
+    return {k: f"{RESULTS}/{task}/figures/sensitivity_{k}.png" for k in ("attributes", "randomisation")}
+
+
 # ---- statistics, tables, report ----
 STATISTICS = {
     "metrics": f"{RESULTS}/statistics/metrics.csv",
@@ -396,7 +445,7 @@ STATISTICS = {
 }
 # Not "Statistics": Snakemake's report defines that link target itself (docutils warns of a duplicate).
 STATS_CATEGORY = "Statistics across methods"
-TABLE_CAPTIONS = {"table2": "table2.rst", "table3": "table3.rst", "table4": "table4.rst", "table5": "table5.rst"}
+TABLE_CAPTIONS = {f"table{i}": f"table{i}.rst" for i in range(2, 7)}
 GROUNDTRUTH_METRIC = config["truthfulness"]["groundtruth"]["report"]
 
 
@@ -446,11 +495,12 @@ def all_targets():
         if task in PLAUSIBILITY_TASKS:
             targets += [informativeness_table(task), f"{RESULTS}/{task}/figures/fig5_right_wrong.png"]
         targets += [localisation_outputs(task)["summary"], f"{RESULTS}/{task}/figures/degradation_curves.png"]
-        targets += [f"{RESULTS}/{task}/viewer"]
+        targets += [f"{RESULTS}/{task}/viewer", sensitivity_outputs(task)["summary"]]
+        targets += list(sensitivity_figures(task).values())
         if task in REMOVAL_TASKS:
             targets += list(road_outputs(task).values())
     targets += list(STATISTICS.values()) + [f"{RESULTS}/figures/critical_difference.png"]
-    targets += [f"{RESULTS}/figures/critical_difference_localisation.png"]
+    targets += [f"{RESULTS}/figures/critical_difference_{k}.png" for k in ("localisation", "sensitivity")]
     targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
     targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]
     return targets

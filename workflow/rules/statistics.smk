@@ -9,6 +9,7 @@ rule method_statistics:
         plausibility=[p for t in PLAUSIBILITY_TASKS for p in plausibility_tables(t)],
         localisation_scores=[localisation_outputs(t)["scores"] for t in TASKS],
         ds_c=[localisation_outputs(t)["ds_c"] for t in TASKS],
+        sensitivity_scores=[sensitivity_outputs(t)["scores"] for t in TASKS],
     output:
         metrics=STATISTICS["metrics"],
         friedman=report(STATISTICS["friedman"], caption="../report/friedman.rst", category=STATS_CATEGORY),
@@ -21,6 +22,11 @@ rule method_statistics:
             f"{RESULTS}/figures/critical_difference_localisation.png",
             caption="../report/cd_plots.rst",
             category=LOCALISATION_CATEGORY,
+        ),
+        cd_sensitivity=report(
+            f"{RESULTS}/figures/critical_difference_sensitivity.png",
+            caption="../report/cd_plots.rst",
+            category=SENSITIVITY_CATEGORY,
         ),
     log:
         f"{RESULTS}/logs/method_statistics.log",

@@ -35,3 +35,24 @@ rule model_summary:
         **rule_resources("model_summary"),
     script:
         "../scripts/model_summary.py"
+
+
+rule train_permuted:
+    input:
+        unpack(train_inputs),
+    output:
+        **permuted_model_outputs("{task}"),
+    log:
+        f"{RESULTS}/logs/train_permuted/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_permuted/{{task}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("train", "threads")
+    resources:
+        **rule_resources("train", scale_mem=True),
+    params:
+        cfg=lambda wc: task_setting(config, "training", wc.task),
+        seed=SENSITIVITY_SEEDS[0],
+    script:
+        "../scripts/train_permuted.py"

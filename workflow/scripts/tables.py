@@ -1,4 +1,5 @@
-"""Rule tables: the paper's Tables 2 (G3), 3 (G4) and 4 (G5) as long CSV, Markdown, LaTeX and HTML."""
+"""Rule tables: the paper's Tables 2 (G3), 3 (G4) and 4 (G5), Table 5 (localisation, degradation) and Table 6
+(sensitivity) as long CSV, Markdown, LaTeX and HTML."""
 import sys
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import pandas as pd
 
 from clinxai.io import atomic_path
 from clinxai.logs import job_log
-from clinxai.report.tables import table2, table3, table4, table5, tables_by_task, timing_by_task, write_table
+from clinxai.report.tables import (table2, table3, table4, table5, table6, tables_by_task, timing_by_task,
+                                   write_table)
 
 CAPTIONS = {
     "table2": "Table 2. Guideline 3, truthfulness: mean ± std per method (ΔAUPC over the models; MI correlation and "
@@ -25,6 +27,15 @@ CAPTIONS = {
               "clinical mask, modalities pooled; DS = mean(LeRF − MoRF) of the explained class's probability, "
               "DS_c = DS − α·Δ (seed 002). Higher is better; bold: top three; ∗: significantly better than the "
               "others (Friedman + Nemenyi). NaN: the method was not evaluated on the task.",
+    "table6": "Table 6. Sensitivity: each attribute's headline score, mean ± std per method over the cases of the "
+              "models it ran on. Input: Spearman ρ of the map under scanner shifts (bias field, Rician noise, Gibbs "
+              "ringing, contrast, a small rigid move; seed 001) with the original; max-sensitivity (Yeh et al. "
+              "2019, as Quantus); model and data randomisation (Adebayo et al. 2018) and the other class: ρ with "
+              "the original map; determinism: mean ρ of repeated maps; hyperparameters: ρ of each grid setting "
+              "with the reference; minimality: Gini index (seed 004). Bold: top three by each score's better "
+              "direction (lower for max-sensitivity, randomisation and the other class); ∗: significantly better "
+              "than the others (Friedman + Nemenyi). NaN: not evaluated, or (the other class) the map is the exact "
+              "negative, a property of the model.",
 }
 
 
@@ -34,7 +45,8 @@ with job_log(snakemake.log[0]) as log:
     built = {"table2": table2(pd.read_csv(sm.input.metrics), tasks, sm.params.synthetic_metric),
              "table3": table3(tables_by_task(sm.input.informativeness), tasks),
              "table4": table4(timing_by_task(sm.input.timing), tasks),
-             "table5": table5(pd.read_csv(sm.input.metrics), tasks)}
+             "table5": table5(pd.read_csv(sm.input.metrics), tasks),
+             "table6": table6(pd.read_csv(sm.input.metrics), tasks)}
     for name, (long, wide) in built.items():
         paths = {k: sm.output[f"{name}_{k}"] for k in ("csv", "md", "tex")}
         write_table(long, wide, paths, CAPTIONS[name], f"tab:{name}")

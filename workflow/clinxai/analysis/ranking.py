@@ -16,14 +16,17 @@ log = logging.getLogger("clinxai.ranking")
 
 
 LOCALISATION = "localisation"  # the guideline column of the localisation and degradation metrics (Table 5)
+SENSITIVITY = "sensitivity"  # ... and of the sensitivity attributes (Table 6)
 
 
 def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metric: str, plausibility_score: str,
-                 groundtruth_tasks=(), scores: dict | None = None, ds_c: dict | None = None):
+                 groundtruth_tasks=(), scores: dict | None = None, ds_c: dict | None = None,
+                 sensitivity: dict | None = None):
     """(task, metric, guideline, blocks, per-unit table, better) for every metric the run has. For
     `groundtruth_tasks` (a known modality importance) the plausibility table's `synthetic_metric` is their G3
     truthfulness score. `scores`: {task: long per-case table (metric, value, better)} of the localisation stage;
-    `ds_c`: {task: DS_c per (seed, method)} -- one unit per model, like ΔAUPC."""
+    `ds_c`: {task: DS_c per (seed, method)} -- one unit per model, like ΔAUPC; `sensitivity`: {task: long per-case
+    table} of the sensitivity stage, in the same form as `scores`."""
     out = []
     for task, t in delta_aupc.items():
         out.append((task, "delta_aupc", "G3", ["seed"], t, "higher"))
@@ -33,10 +36,11 @@ def metric_units(delta_aupc: dict, mi: dict, plausibility: dict, synthetic_metri
         if task in groundtruth_tasks:
             out.append((task, synthetic_metric, "G3", ["seed", "case"], t, "higher"))
         out.append((task, plausibility_score, "G4", ["seed", "case"], t, "higher"))
-    for task, t in (scores or {}).items():
-        for metric, g in t.groupby("metric", sort=False):
-            out.append((task, metric, LOCALISATION, ["seed", "case"], g.rename(columns={"value": metric}),
-                        g["better"].iloc[0]))
+    for guideline, tables in ((LOCALISATION, scores), (SENSITIVITY, sensitivity)):
+        for task, t in (tables or {}).items():
+            for metric, g in t.groupby("metric", sort=False):
+                out.append((task, metric, guideline, ["seed", "case"], g.rename(columns={"value": metric}),
+                            g["better"].iloc[0]))
     for task, t in (ds_c or {}).items():
         out.append((task, "ds_c", LOCALISATION, ["seed"], t, "higher"))
     return out

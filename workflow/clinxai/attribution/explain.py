@@ -37,21 +37,22 @@ def explainable(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def gradcam_layer(model: nn.Module, kind: TaskKind) -> nn.Module:
-    """The layer GradCAM attributes: the model family's (clinxai.models.MODEL_FAMILIES)."""
+def gradcam_layer(model: nn.Module, kind: TaskKind, which: str = "last") -> nn.Module:
+    """The layer GradCAM attributes: the model family's (clinxai.models.MODEL_FAMILIES); `which: previous` is the
+    block before it (the hyperparameter grid)."""
     from ..models import MODEL_FAMILIES
 
-    return MODEL_FAMILIES[kind.model].gradcam_layer(model)
+    return MODEL_FAMILIES[kind.model].gradcam_layer(model, which)
 
 
-def build(method: Method, model: nn.Module, kind: TaskKind):
+def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last"):
     import captum.attr as ca
 
     cls = getattr(ca, method.captum)
     if method.wraps:
         return cls(getattr(ca, method.wraps)(model))
     if method.needs_layer:
-        return cls(model, gradcam_layer(model, kind))
+        return cls(model, gradcam_layer(model, kind, layer))
     if method.name == "Lime":
         from captum._utils.models.linear_model import SkLearnLinearRegression
 
@@ -69,12 +70,33 @@ def _gaussian_baseline(inputs, gen: torch.Generator):
     return tuple(out)
 
 
+BLURRED_BASELINE_SIGMA = 2.0  # voxels: the "blurred input" baseline of the hyperparameter grid (Sturmfels et al. 2020)
+
+
+def _named_baseline(name: str, inputs) -> tuple:
+    """"mean": each channel (knee view) at its mean over the case; "blurred": the input under a Gaussian blur."""
+    from scipy import ndimage
+
+    out = []
+    for x in inputs:
+        if name == "mean":
+            dims = tuple(range(2, x.dim())) if x.dim() > 3 else tuple(range(1, x.dim()))
+            out.append(x.mean(dim=dims, keepdim=True).expand_as(x).contiguous())
+        else:  # blurred: over a volume's three axes, in-plane for a slice or each slice of a knee view
+            k = 3 if x.dim() == 5 else 2
+            sigma = [0] * (x.dim() - k) + [BLURRED_BASELINE_SIGMA] * k
+            out.append(torch.from_numpy(ndimage.gaussian_filter(x.detach().cpu().numpy(), sigma)).to(x))
+    return tuple(out)
+
+
 def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:
     kw = dict(params)
     if method.feature_mask:
         kw["feature_mask"] = masks
     if kw.get("baselines") == "gaussian":
         kw["baselines"] = _gaussian_baseline(inputs, gen)
+    elif kw.get("baselines") in ("mean", "blurred"):
+        kw["baselines"] = _named_baseline(kw["baselines"], inputs)
     elif method.name == "GradientShap":  # GradientShap samples from a baseline distribution: tensors needed
         kw["baselines"] = tuple(torch.full_like(x, float(kw["baselines"])) for x in inputs)
     elif isinstance(kw.get("baselines"), (int, float)):
@@ -110,7 +132,7 @@ def _split_parts(attr, method: Method) -> list[list[np.ndarray]]:
 
 def _warm_up(model: nn.Module, x: tuple, device) -> None:
     """One untimed forward and backward pass, so the first timed case does not carry one-off set-up costs."""
-    x = tuple(t.to(device).requires_grad_() for t in x)
+    x = tuple(t.detach().to(device).requires_grad_() for t in x)  # detach: never mark the caller's tensors
     model(*x).sum().backward()
     model.zero_grad(set_to_none=True)
 
@@ -122,8 +144,9 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
     method = METHODS[method_name]
     batching = batching or {}
     params = method_params(method_name, kind.layout, overrides)
+    layer = params.pop("layer", "last")
     model = explainable(model).to(device)
-    explainer = build(method, model, kind)
+    explainer = build(method, model, kind, layer)
     masks = masks if masks is not None else [None] * len(cases)
     if cases:
         _warm_up(model, inputs[0], device)

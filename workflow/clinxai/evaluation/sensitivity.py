@@ -1,26 +1,65 @@
-"""Sensitivity of a method's maps (issue 19; started: not wired into rules yet): input sensitivity under MRI scanner
-shifts (seed 001 §5.1.3) and model sensitivity by cascading randomisation (Adebayo et al. 2018). The similarity
-formulas are in clinxai.metrics.similarity.
+"""The sensitivity stage (issue 19, torch): how a method's maps respond to what should and should not change them.
 
-`explain_fn(model, x) -> parts` is any map of one case (per-modality arrays) -- a captum method through
-clinxai.attribution.explain, or in the tests a map that ignores the model -- post-processed as every metric's maps are.
-Still to come (see the issue): the spatial shift with its inverse (RandAffine), label sensitivity, determinism and
-hyperparameter grids as stage runners, and the rules, statistics and report around them.
+Per model, method and case (a subset of the test set, both classes), every map post-processed as every metric's:
+- input: scanner shifts (seed 001 §5.1.3) -- MONAI's bias field and Rician noise (on the magnitude image: the inputs
+  are z-scored), Gibbs ringing, contrast, and a small rigid move (RandAffine; the moved input's map is moved back
+  with the inverse transform and compared where both maps exist) -- K seeded draws each; a draw that flips the
+  predicted class is recorded (a finding about the model) and not compared; the others give Spearman, top-10 % IoU
+  and SSIM against the original map;
+- max_sensitivity: Quantus 0.6 / Yeh et al. 2019 -- N draws of per-voxel uniform noise in ±r, the largest relative
+  change of the map;
+- model: Adebayo et al. 2018's cascading randomisation, layers re-initialised from the output down;
+- data: the map of a model trained on permuted labels (when one is given);
+- label: the map of the runner-up class (the other class of a binary task) against the predicted class's; where the
+  two logits are ±z/2 of one output, a map linear in the output is the exact negative (`negated`): a property of the
+  model, recorded, not a score of the method;
+- determinism: R repeats with other seeds for a sampled method (mean pairwise Spearman, per-voxel CV); a
+  deterministic method is recomputed once and must be bit-identical;
+- hyperparameters: the registry's grid, one hyperparameter at a time, against the reference setting (and, where
+  configured, ΔAUPC of each setting on the same cases: its spread);
+- minimality (clinxai.metrics.minimality) of the original maps.
+Draws are seeded per (model, case, shift, draw) -- the same for every method -- and a sampled method keeps its
+per-case seed, so what changes between two maps is the input, the model, the class or the setting, not the draw.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import math
+import time
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from ..metrics.similarity import relative_change, spearman, ssim, top_iou
+from ..analysis.sensitivity import better
+from ..attribution.explain import case_seed, explain
+from ..attribution.grid import REFERENCE, grid_settings
+from ..attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
+from ..attribution.registry import METHODS
+from ..attribution.supervoxels import compute_masks
+from ..data.cases import modality_shapes
+from ..inference import FlatLayout, Predictor, resolve_device
+from ..io import save_csv
+from ..metrics.minimality import MINIMALITY
+from ..metrics.removal import delta_aupc
+from ..metrics.similarity import mean_pairwise_spearman, relative_change, spearman, ssim, top_iou, voxel_cv
+from ..models import load_checkpoint
+from ..tasks import VIEWS, TaskKind
+from .perturbation import removal_curves
+from .truthfulness import case_subset, test_set
 
+log = logging.getLogger("clinxai.sensitivity")
 SHIFTS = ("bias_field", "rician_noise", "gibbs", "contrast")  # intensity shifts; strengths from config
+# Shifts of the magnitude image: the inputs are z-scored (negative values), so these act on each channel minus its
+# minimum and the minimum is added back -- Rician noise sqrt((x + n1)² + n2²) of a negative value would flip its sign.
+MAGNITUDE = ("bias_field", "rician_noise")
+AFFINE = "affine"
 
 
+# ---- the perturbations ----
 def shift_transform(name: str, strength: float):
     """The MONAI transform of a scanner shift at a strength: bias field coefficients up to s, Rician noise of std s
     relative to the image's intensity spread, Gibbs ringing of k-space truncation s, gamma in [1 − s, 1 + s]."""
@@ -38,33 +77,93 @@ def shifted(x: tuple, name: str, strength: float, seed: int) -> tuple:
     """One seeded draw of a scanner shift applied to each input tensor (1 x C x ... -> the same shape)."""
     transform = shift_transform(name, strength)
     transform.set_random_state(seed=seed)
-    return tuple(torch.as_tensor(np.asarray(transform(t[0].numpy())), dtype=t.dtype)[None] for t in x)
+    out = []
+    for t in x:
+        a = t[0].numpy()
+        low = a.min(axis=tuple(range(1, a.ndim)), keepdims=True) if name in MAGNITUDE else 0.0
+        out.append(torch.as_tensor(np.asarray(transform(a - low)) + low, dtype=t.dtype)[None])
+    return tuple(out)
 
 
-def similarity_row(original, other, seed: int = 0, key: str = "") -> dict:
-    return {"spearman": spearman(original, other), "top10_iou": top_iou(original, other, 0.1, seed, key),
-            "ssim": ssim(original, other), "relative_change": relative_change(original, other)}
+def _as_images(parts, x: tuple) -> list[np.ndarray]:
+    """A map's parts as channel-first images, one per input tensor: the channels of a volume or slice stacked; a
+    knee view (slices x H x W) as it is, its slices the channels of 2-D images."""
+    return [np.stack(parts)] if len(x) == 1 else [np.asarray(p) for p in parts]
 
 
-def input_sensitivity(model: nn.Module, explain_fn, x: tuple, shifts: dict, draws: int, seed: int = 0,
-                      key: str = "") -> list[dict]:
-    """Per (shift, draw): whether the shift flipped the predicted class, and -- for draws that did not -- the
-    similarity of the shifted input's map to the original's. `shifts`: name -> strength."""
-    model = model.eval()
+def _as_parts(images: list[np.ndarray], x: tuple) -> list[np.ndarray]:
+    return list(images[0]) if len(x) == 1 else images
+
+
+class RigidMove:
+    """One seeded draw of MONAI's RandAffine per input tensor (translation up to `translate` voxels, rotation up to
+    `rotate_deg` degrees about each axis), with the inverse that moves a map back and the voxels where a moved-back
+    map is defined (inside the field of view after both moves)."""
+
+    def __init__(self, x: tuple, translate: float, rotate_deg: float, seed: int):
+        from monai.data import MetaTensor
+        from monai.transforms import RandAffine
+
+        self.x, self.moves, self.moved = x, [], []
+        for k, t in enumerate(x):
+            spatial = t.dim() - 2
+            rot = math.radians(rotate_deg)
+            move = RandAffine(prob=1.0, rotate_range=(rot,) * (3 if spatial == 3 else 1),
+                              translate_range=(translate,) * spatial, padding_mode="zeros", mode="bilinear")
+            move.set_random_state(seed=seed + k)
+            self.moved.append(move(MetaTensor(t[0].clone())))
+            self.moves.append(move)
+        self.inputs = tuple(torch.as_tensor(m.as_tensor(), dtype=t.dtype)[None] for m, t in zip(self.moved, x))
+        ones = [np.ones(t.shape[1:], np.float32) for t in x]
+        self.valid = [np.asarray(v) > 1 - 1e-3 for v in self._back(ones)]
+
+    def _back(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        from monai.data import MetaTensor
+
+        out = []
+        for img, moved, move in zip(images, self.moved, self.moves):
+            m = MetaTensor(torch.as_tensor(np.ascontiguousarray(img, dtype=np.float32)), affine=moved.affine,
+                           applied_operations=copy.deepcopy(moved.applied_operations))
+            out.append(move.inverse(m).as_tensor().numpy())
+        return out
+
+    def back(self, parts) -> list[np.ndarray]:
+        """A map of the moved input moved back onto the original grid (per modality)."""
+        return _as_parts(self._back(_as_images(parts, self.x)), self.x)
+
+    def valid_parts(self) -> list[np.ndarray]:
+        return _as_parts(self.valid, self.x)
+
+
+def uniform_noise(x: tuple, radius: float, seed: int) -> tuple:
+    """x + δ, δ ~ U(−r, r) per voxel (Quantus 0.6's uniform_noise for max-sensitivity)."""
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(t + (2 * torch.rand(t.shape, generator=gen, dtype=t.dtype) - 1) * radius for t in x)
+
+
+# ---- comparing maps ----
+def similarity_row(original, other, seed: int = 0, key: str = "", valid=None) -> dict:
+    """Spearman, top-10 % IoU, SSIM and relative change of two maps; `valid` (per-modality booleans) restricts the
+    comparison to the voxels where both exist (SSIM: both set to 0 elsewhere)."""
+    if valid is not None:
+        flat_a = [np.asarray(p)[v] for p, v in zip(original, valid)]
+        flat_b = [np.asarray(p)[v] for p, v in zip(other, valid)]
+        images = ([np.where(v, p, 0) for p, v in zip(original, valid)],
+                  [np.where(v, p, 0) for p, v in zip(other, valid)])
+    else:
+        flat_a, flat_b, images = original, other, (original, other)
+    return {"spearman": spearman(flat_a, flat_b), "top10_iou": top_iou(flat_a, flat_b, 0.1, seed, key),
+            "ssim": ssim(*images), "relative_change": relative_change(flat_a, flat_b)}
+
+
+def predictions(model: nn.Module, xs: list[tuple], batch_size: int = 16) -> np.ndarray:
+    """Logits (cases x classes) of a list of single-case inputs, in batches."""
+    out = []
     with torch.no_grad():
-        pred = int(model(*x).argmax(1))
-    original = explain_fn(model, x)
-    rows = []
-    for name, strength in shifts.items():
-        for d in range(draws):
-            xs = shifted(x, name, strength, seed * 1000 + d)
-            with torch.no_grad():
-                flipped = int(model(*xs).argmax(1)) != pred
-            row = {"shift": name, "strength": strength, "draw": d, "flipped": flipped}
-            if not flipped:
-                row.update(similarity_row(original, explain_fn(model, xs), seed, f"{key}/{name}/{d}"))
-            rows.append(row)
-    return rows
+        for i in range(0, len(xs), batch_size):
+            chunk = xs[i:i + batch_size]
+            out.append(model(*[torch.cat(t) for t in zip(*chunk)]).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2))
 
 
 def parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -73,17 +172,267 @@ def parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))]
 
 
-def cascading_randomisation(model: nn.Module, explain_fn, x: tuple, seed: int = 0, key: str = "",
-                            depths: int | None = None) -> list[dict]:
-    """Adebayo et al.'s cascade: re-initialise the layers from the output down, one more at each depth (each with its
-    own initialiser, seeded per depth), recompute the map and compare it with the original's."""
-    original = explain_fn(model.eval(), x)
+def cascade(model: nn.Module, seed: int, depths: int | None = None):
+    """Adebayo et al.'s cascade: yields (depth, layer name, model) with the layers from the output down
+    re-initialised, one more at each depth, each by its own initialiser seeded per depth -- the same models for
+    every method of a job."""
     randomised = copy.deepcopy(model).eval()
     layers = parameter_layers(randomised)[::-1]
-    rows = []
     for depth, (name, layer) in enumerate(layers[:depths] if depths else layers, start=1):
         torch.manual_seed(seed * 1000 + depth)
         layer.reset_parameters()
-        rows.append({"depth": depth, "layer": name, **similarity_row(original, explain_fn(randomised, x), seed,
-                                                                    f"{key}/{depth}")})
+        yield depth, name, randomised
+
+
+# ---- the measurements: `maps(model, xs, idx, targets=None, seed=None, overrides=None, supervoxels=None)` gives the
+# post-processed maps of the job's cases `idx` for inputs `xs` (clinxai.evaluation.sensitivity.CaseMaps) ----
+def _rows(case, attribute, setting, draw, values: dict) -> list[dict]:
+    return [{"case": case, "attribute": attribute, "setting": setting, "draw": draw, "metric": k, "value": v}
+            for k, v in values.items()]
+
+
+def input_sensitivity(model, maps, cases, inputs, original, preds, cfg: dict, seed: int) -> list[dict]:
+    """Scanner shifts: per (case, shift, draw) whether the predicted class flipped, and for draws that did not the
+    similarity of the shifted input's map (moved back for the rigid move) to the original map."""
+    rows, kept = [], []  # kept: (case index, shift, draw, inputs, rigid move or None)
+    for name, strength in cfg["shifts"].items():
+        for d in range(cfg["draws"]):
+            draws = []
+            for i, (case, x) in enumerate(zip(cases, inputs)):
+                s = case_seed(seed, f"{name}/{d}", case)
+                if name == AFFINE:
+                    move = RigidMove(x, strength["translate"], strength["rotate_deg"], s)
+                    draws.append((i, name, d, move.inputs, move))
+                else:
+                    draws.append((i, name, d, shifted(x, name, strength, s), None))
+            flipped = predictions(model, [xs for _, _, _, xs, _ in draws]).argmax(1) != preds
+            for (i, _, _, _, _), f in zip(draws, flipped):
+                rows += _rows(cases[i], "input", name, d, {"flipped": float(f)})
+            kept += [draw for draw, f in zip(draws, flipped) if not f]
+    shifted_maps = maps(model, [xs for _, _, _, xs, _ in kept], [i for i, *_ in kept]) if kept else []
+    for (i, name, d, _, move), m in zip(kept, shifted_maps):
+        valid = None if move is None else move.valid_parts()
+        m = m if move is None else move.back(m)
+        rows += _rows(cases[i], "input", name, d, similarity_row(original[i], m, seed, f"{cases[i]}/{name}/{d}",
+                                                                 valid))
     return rows
+
+
+def max_sensitivity(model, maps, cases, inputs, original, radius: float, draws: int, seed: int) -> list[dict]:
+    """Quantus' max-sensitivity: the largest relative change of the map over `draws` uniform-noise draws."""
+    idx = [i for i in range(len(cases)) for _ in range(draws)]
+    noisy = [uniform_noise(inputs[i], radius, case_seed(seed, f"uniform/{d}", cases[i]))
+             for i in range(len(cases)) for d in range(draws)]
+    out = maps(model, noisy, idx) if noisy else []
+    rows = []
+    for i, case in enumerate(cases):
+        changes = [relative_change(original[i], out[i * draws + d]) for d in range(draws)]
+        rows += _rows(case, "max_sensitivity", f"r={radius:g}", 0, {"max_sensitivity": float(np.max(changes))})
+    return rows
+
+
+def label_sensitivity(model, maps, cases, inputs, original, raw, logits: np.ndarray, seed: int) -> list[dict]:
+    """The runner-up class's map against the predicted class's; `negated`: the other class's raw map is the exact
+    negative (logits ±z/2 of one output), and `antisymmetric_logits` of the model on the case."""
+    other = np.argsort(logits, axis=1)[:, -2]
+    raw_other = maps.raw(model, inputs, list(range(len(cases))), targets=[int(t) for t in other])
+    processed = maps.process(raw_other, list(range(len(cases))))
+    rows = []
+    for i, case in enumerate(cases):
+        a, b = np.concatenate([np.ravel(p) for p in raw[i]]), np.concatenate([np.ravel(p) for p in raw_other[i]])
+        scale = max(float(np.abs(a).max()), 1e-30)
+        negated = bool(np.allclose(b, -a, rtol=1e-4, atol=1e-5 * scale))
+        antisymmetric = bool(abs(logits[i, 0] + logits[i, 1]) <= 1e-6 * max(abs(logits[i]).max(), 1e-30)) \
+            if logits.shape[1] == 2 else False
+        rows += _rows(case, "label", "other_class", 0, {**similarity_row(original[i], processed[i], seed, case),
+                                                         "negated": float(negated),
+                                                         "antisymmetric_logits": float(antisymmetric)})
+    return rows
+
+
+def model_sensitivity(model, maps, cases, inputs, original, depths, seed: int) -> list[dict]:
+    rows, idx = [], list(range(len(cases)))
+    for depth, layer, randomised in cascade(model, seed, depths):
+        for i, m in enumerate(maps(randomised, inputs, idx)):
+            rows += _rows(cases[i], "model", f"{depth}:{layer}", 0, similarity_row(original[i], m, seed, cases[i]))
+    return rows
+
+
+def data_randomisation(permuted: nn.Module, maps, cases, inputs, original, seed: int) -> list[dict]:
+    """Adebayo et al.'s data randomisation test: the map of a model trained on permuted labels."""
+    out = maps(permuted, inputs, list(range(len(cases))))
+    return [r for i, m in enumerate(out)
+            for r in _rows(cases[i], "data", "permuted_labels", 0, similarity_row(original[i], m, seed, cases[i]))]
+
+
+def determinism(model, maps, cases, inputs, original, raw, repeats: int, sampled: bool, seed: int) -> list[dict]:
+    """A sampled method repeated `repeats` times in all (other seeds); a deterministic one recomputed once with the
+    same seed: bit-identical raw maps expected."""
+    idx = list(range(len(cases)))
+    runs, raws = [original], [raw]
+    for r in range(1, repeats if sampled else 2):
+        raws.append(maps.raw(model, inputs, idx, seed=seed * 1000 + r if sampled else seed))
+        runs.append(maps.process(raws[-1], idx))
+    rows = []
+    for i, case in enumerate(cases):
+        values = {"spearman": mean_pairwise_spearman([run[i] for run in runs]),
+                  "voxel_cv": voxel_cv([run[i] for run in runs])}
+        if not sampled:
+            values["bit_identical"] = float(all(np.array_equal(a, b) for a, b in zip(raws[0][i], raws[1][i])))
+        rows += _rows(case, "determinism", f"repeats={len(runs)}", 0, values)
+    return rows
+
+
+def hyperparameter_dependence(model, maps, cases, inputs, original, settings, seed: int, removal=None) -> list[dict]:
+    """Every grid setting against the reference map; `removal(setting name, maps) -> ΔAUPC` adds a model-level row
+    per setting (case empty)."""
+    rows, idx = [], list(range(len(cases)))
+    for s in settings:
+        out = original if s.name == REFERENCE else maps(model, inputs, idx, overrides=s.overrides,
+                                                        supervoxels=s.supervoxels)
+        if s.name != REFERENCE:
+            for i, m in enumerate(out):
+                rows += _rows(cases[i], "hyperparameters", s.name, 0, similarity_row(original[i], m, seed, cases[i]))
+        if removal is not None:
+            rows += _rows("", "hyperparameters", s.name, 0, {"delta_aupc": removal(s.name, out)})
+    return rows
+
+
+def minimality(cases, original) -> list[dict]:
+    return [r for i, case in enumerate(cases)
+            for r in _rows(case, "minimality", "map", 0, {k: f(original[i]) for k, f in MINIMALITY.items()})]
+
+
+# ---- one model's job ----
+class CaseMaps:
+    """Post-processed maps of one method for the job's cases (`idx` into them) under any model, inputs, classes,
+    seed or hyperparameter setting; a case keeps its name, so a sampled method keeps its per-case seed."""
+
+    def __init__(self, kind: TaskKind, method: str, cases, inputs, preds, masks, seed: int, overrides: dict | None,
+                 batching: dict, post_cfg: dict, device: str = "cpu"):
+        self.kind, self.method, self.cases, self.inputs, self.preds = kind, method, cases, inputs, preds
+        self.masks, self.seed, self.overrides = masks, seed, overrides
+        self.batching, self.post_cfg, self.device = batching, post_cfg, device
+
+    def raw(self, model, xs, idx, targets=None, seed=None, overrides=None, supervoxels=None) -> list:
+        targets = [int(self.preds[i]) for i in idx] if targets is None else targets
+        masks = self.masks(idx, supervoxels) if METHODS[self.method].feature_mask else None
+        out, _ = explain(model, self.kind, self.method, [self.cases[i] for i in idx], xs, targets, masks,
+                         self.seed if seed is None else seed, self.overrides if overrides is None else overrides,
+                         self.batching, self.device)
+        return out
+
+    def process(self, raw: list, idx) -> list:
+        out = []
+        for parts, i in zip(raw, idx):
+            parts, status = postprocess(parts, modality_shapes(self.inputs[i]), self.post_cfg,
+                                        gradcam=is_layer_map(self.method))
+            out.append([np.zeros_like(p) for p in parts] if status == STATUS_NONFINITE else parts)
+        return out
+
+    def __call__(self, model, xs, idx, **kw) -> list:
+        return self.process(self.raw(model, xs, idx, **kw), idx)
+
+
+class SupervoxelMasks:
+    """Feature masks of the job's cases: the task's (the supervoxels rule's file), or computed for another
+    supervoxel config of the hyperparameter grid (cached per config)."""
+
+    def __init__(self, kind: TaskKind, method: str, cases, masks_path, data_dir, cfg: dict, cache: dict):
+        from ..attribution.supervoxels import load_masks
+
+        self.kind, self.mask_kind, self.cases, self.data_dir, self.cache = kind, METHODS[method].feature_mask, \
+            cases, data_dir, cache
+        if self.mask_kind and ("task", self.mask_kind) not in cache:
+            cache[("task", self.mask_kind)] = [load_masks(masks_path, c, self.mask_kind, kind.layout) for c in cases]
+
+    def __call__(self, idx, supervoxels=None) -> list:
+        if supervoxels is None:
+            masks = self.cache[("task", self.mask_kind)]
+        else:
+            key = tuple(sorted(supervoxels.items()))
+            if key not in self.cache:
+                self.cache[key] = compute_masks(self.kind, self.data_dir, self.cases, supervoxels)
+            masks = [self.cache[key][c][self.mask_kind] for c in self.cases]
+        return [masks[i] for i in idx]
+
+
+def _removal(predict, layout, cases, inputs, labels, cfg, seed):
+    """ΔAUPC of one setting's maps on the job's cases (clinxai.evaluation.perturbation)."""
+    flat_inputs, unperturbed = [layout.flatten(x).numpy() for x in inputs], {}
+
+    def run(setting: str, maps: list) -> float:
+        curves, _ = removal_curves(predict, layout, cases, flat_inputs, [layout.flatten_map(m) for m in maps],
+                                   labels, cfg, seed, unperturbed)
+        return delta_aupc(curves)["delta_aupc"]
+
+    return run
+
+
+def measure(model, maps, cases, inputs, preds, logits, cfg: dict, seed: int, settings, sampled: bool,
+            permuted=None, removal=None) -> tuple[list[dict], dict]:
+    """Every attribute of one method's maps of the cases on one model: the rows and the seconds each took."""
+    idx = list(range(len(cases)))
+    raw = maps.raw(model, inputs, idx)
+    original = maps.process(raw, idx)
+    steps = {"minimality": lambda: minimality(cases, original),
+             "determinism": lambda: determinism(model, maps, cases, inputs, original, raw, cfg["repeats"], sampled,
+                                                seed),
+             "label": lambda: label_sensitivity(model, maps, cases, inputs, original, raw, logits, seed),
+             "input": lambda: input_sensitivity(model, maps, cases, inputs, original, preds, cfg["input"], seed),
+             "max_sensitivity": lambda: max_sensitivity(model, maps, cases, inputs, original,
+                                                        cfg["max_sensitivity"]["radius"],
+                                                        cfg["max_sensitivity"]["draws"], seed),
+             "model": lambda: model_sensitivity(model, maps, cases, inputs, original, cfg["depths"], seed),
+             "data": lambda: [] if permuted is None else data_randomisation(copy.deepcopy(permuted), maps, cases,
+                                                                            inputs, original, seed),
+             "hyperparameters": lambda: hyperparameter_dependence(model, maps, cases, inputs, original, settings,
+                                                                  seed, removal)}
+    rows, seconds = [], {}
+    for name, step in steps.items():
+        t0 = time.perf_counter()
+        rows += step()
+        seconds[name] = round(time.perf_counter() - t0, 1)
+    return rows, seconds
+
+
+def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions_path, data_dir,
+                    masks_path, cfg: dict, heat_cfg: dict, post_cfg: dict, outputs: list, permuted=None,
+                    threads: int = 1, device: str = "auto") -> dict[str, pd.DataFrame]:
+    """Every attribute of each method's maps on one model (`cfg`: clinxai.config.sensitivity_cfg); each method's
+    long table (case, attribute, setting, draw, metric, value, better) is written as soon as it is done."""
+    torch.set_num_threads(max(1, threads))
+    dev = resolve_device(device)
+    cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions_path), cfg["max_cases"])
+    pred = pd.read_csv(predictions_path, dtype={"case": str}).set_index("case").loc[cases, "pred"].to_numpy(int)
+    model = load_checkpoint(checkpoint, task=task, family=kind.model).eval()
+    logits = predictions(model, inputs, cfg["batch_size"])
+    permuted_model = load_checkpoint(permuted, task=task, family=kind.model).eval() if permuted else None
+    removal = None
+    if cfg.get("removal"):
+        layout = FlatLayout(inputs[0])
+        predict = Predictor(copy.deepcopy(model), layout, dev, fast=cfg["removal"]["fast"])
+        removal = _removal(predict, layout, cases, inputs, labels, cfg["removal"], seed)
+    sv_cache, tables = {}, {}
+    sv_cfg = heat_cfg["supervoxels"]
+    for method, out in zip(methods, outputs):
+        t0, m = time.perf_counter(), copy.deepcopy(model)  # no hook or setting of one method reaches the next
+        overrides = heat_cfg["params"].get(method)
+        maps = CaseMaps(kind, method, cases, inputs, pred,
+                        SupervoxelMasks(kind, method, cases, masks_path, data_dir, sv_cfg, sv_cache), seed,
+                        overrides, heat_cfg["batching"], post_cfg, dev)
+        shape = inputs[0][0].shape[1:] if kind.layout != VIEWS else None
+        settings = grid_settings(method, kind.layout, overrides, sv_cfg, shape)
+        rows, seconds = measure(m, maps, cases, inputs, pred, logits, cfg, seed, settings, METHODS[method].sampled,
+                                permuted_model, removal)
+        table = pd.DataFrame(rows)
+        info = pd.DataFrame({"case": cases, "label": labels, "pred": pred})
+        table = table.merge(info, on="case", how="left").assign(task=task, seed=seed, method=method)
+        table["better"] = [better(a, k) for a, k in zip(table["attribute"], table["metric"])]
+        lead = ["task", "seed", "method", "case", "label", "pred", "attribute", "setting", "draw", "metric", "value",
+                "better"]
+        tables[method] = table[lead]
+        save_csv(out, tables[method])
+        log.info("%s %s seed %d: %d rows over %d cases (%.1f s; per attribute %s)", task, method, seed, len(table),
+                 len(cases), time.perf_counter() - t0, seconds)
+    return tables

@@ -7,7 +7,8 @@ unless said otherwise.
 - ssim: structural similarity (Wang et al. 2004; MONAI's SSIMMetric, Gaussian window of σ 1.5) of the two maps, each
   scaled by its own maximum, per modality, averaged weighted by voxel count.
 - relative_change: ‖Φ' − Φ‖ / ‖Φ‖ (Frobenius) of the maps normalised by their maximum absolute value -- one draw of
-  max-sensitivity as Quantus 0.6 defines it (Yeh et al. 2019); max_sensitivity is the largest over the draws.
+  max-sensitivity (Yeh et al. 2019) as Quantus 0.6 computes it with normalise_by_max on one case; max_sensitivity is
+  the largest over the draws (tested equal to Quantus on the same noise).
 - mean_pairwise_spearman and voxel_cv: agreement of R repeated maps (determinism): the mean ρ over all pairs, and the
   mean over voxels with a positive mean of the coefficient of variation std/mean across repeats.
 """

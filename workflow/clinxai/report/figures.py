@@ -191,3 +191,56 @@ def scorecard_figure(wide: pd.DataFrame, path) -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def sensitivity_attributes_figure(scores: pd.DataFrame, task: str, path) -> None:
+    """One panel per sensitivity attribute: its headline score per case (every model) as a box per method, methods
+    in the order of their mean by the score's better direction (best on top)."""
+    from ..analysis.sensitivity import HEADLINE
+
+    plt = _pyplot()
+    import seaborn as sns
+
+    names = [m for m in HEADLINE.values() if m in set(scores["metric"])]
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    n_methods = scores["method"].nunique()
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 0.22 * n_methods * rows + 1.2 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        s = scores[scores["metric"] == name]
+        higher = s["better"].iloc[0] == "higher"
+        order = list(s.groupby("method")["value"].mean().sort_values(ascending=not higher).index)
+        sns.boxplot(data=s, x="value", y="method", order=order, ax=ax, color="0.85", fliersize=2, linewidth=0.8)
+        ax.set_title(f"{METRIC_LABELS.get(name, name)}\n({'higher' if higher else 'lower'} is better)", fontsize=8)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.suptitle(f"Sensitivity attributes, {task} (per case, every model)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def randomisation_figure(settings: pd.DataFrame, task: str, path) -> pd.DataFrame:
+    """Adebayo et al.'s cascade: the mean Spearman ρ (and SSIM) of each method's map to the original against the
+    number of layers re-initialised from the output, one line per method. Returns the plotted means."""
+    plt = _pyplot()
+    cascade = settings[(settings["attribute"] == "model") & settings["metric"].isin(["spearman", "ssim"])]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, metric in zip(axes, ("spearman", "ssim")):
+        for method, g in cascade[cascade["metric"] == metric].groupby("method"):
+            g = g.sort_values("depth")
+            ax.plot(g["depth"], g["mean"], marker="o", ms=3, lw=1.2, label=method)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_xlabel("layers re-initialised (from the output)")
+        ax.set_ylabel(f"{'Spearman ρ' if metric == 'spearman' else 'SSIM'} to the original map")
+    layers = cascade.drop_duplicates("depth").sort_values("depth")
+    axes[0].set_xticks(layers["depth"].dropna().astype(int))
+    axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"Model randomisation (cascading), {task}: lower = more sensitive to the model", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return cascade

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.ranking import LOCALISATION
+from ..analysis.ranking import LOCALISATION, SENSITIVITY
+from ..analysis.sensitivity import HEADLINE
 from ..analysis.scorecard import NOT_EVALUATED, all_methods
 from ..io import atomic_path, save_csv
 from .labels import METRIC_LABELS
@@ -72,6 +73,7 @@ def table2(metrics: pd.DataFrame, tasks: list[dict], groundtruth_metric: str) ->
 LONG_COLUMNS = ["method", "task", "metric", "mean", "std", "n", "mean_rank", "top3", "better_than_others",
                 "friedman_chi2", "friedman_df", "friedman_p"]
 TABLE5_METRICS = ("rma", "rra", "vxap", "max_f1", "auroc", "pointing_game", "ds", "ds_c")
+TABLE6_METRICS = tuple(HEADLINE.values())  # each sensitivity attribute's headline score
 
 
 def _mean_std_cells(long: pd.DataFrame, task: str, metric: str, methods, fmt: str = "{:.2f}") -> list[str]:
@@ -89,21 +91,32 @@ def _mean_std_cells(long: pd.DataFrame, task: str, metric: str, methods, fmt: st
     return cells
 
 
-def table5(metrics: pd.DataFrame, tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Localisation and degradation, in Table 2's layout: per task RMA, RRA, VxAP, MaxF1, AUROC, the pointing game
-    (tasks with a clinical mask), DS and DS_c (every task); mean ± std, top three (by each metric's better
-    direction) in bold, `∗` significantly better than the others. The long CSV has every localisation metric."""
-    long = metrics[metrics["guideline"] == LOCALISATION].copy()
+def _guideline_table(metrics: pd.DataFrame, tasks: list[dict], guideline: str, names, formats: dict):
+    """Table 2's layout for one guideline column of metrics.csv: a column per (metric in `names`, task) that the run
+    has, mean ± std per method, top three (by each metric's better direction) in bold, `∗` significantly better
+    than the others; the long CSV has every metric of the guideline."""
+    long = metrics[metrics["guideline"] == guideline].copy()
     wide = pd.DataFrame(index=all_methods())
     have = set(zip(long["task"], long["metric"]))
-    for metric in TABLE5_METRICS:
+    for metric in names:
         for task in titles(tasks):
             if (task, metric) in have:
-                fmt = "{:.3f}" if metric in ("ds", "ds_c") else "{:.2f}"
-                wide[f"{METRIC_LABELS[metric]} {titles(tasks)[task]}"] = _mean_std_cells(long, task, metric,
-                                                                                          wide.index, fmt)
+                wide[f"{METRIC_LABELS.get(metric, metric)} {titles(tasks)[task]}"] = _mean_std_cells(
+                    long, task, metric, wide.index, formats.get(metric, "{:.2f}"))
     cols = LONG_COLUMNS[:3] + ["better"] + LONG_COLUMNS[3:]
     return long[cols].sort_values(["task", "metric", "method"]).reset_index(drop=True), wide
+
+
+def table5(metrics: pd.DataFrame, tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Localisation and degradation: per task RMA, RRA, VxAP, MaxF1, AUROC, the pointing game (tasks with a
+    clinical mask), DS and DS_c (every task)."""
+    return _guideline_table(metrics, tasks, LOCALISATION, TABLE5_METRICS, {"ds": "{:.3f}", "ds_c": "{:.3f}"})
+
+
+def table6(metrics: pd.DataFrame, tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sensitivity: each attribute's headline score (clinxai.analysis.sensitivity.HEADLINE) per task; the long CSV
+    has every sensitivity score (SSIM, top-10 % IoU, CV, the other minimality measures)."""
+    return _guideline_table(metrics, tasks, SENSITIVITY, TABLE6_METRICS, {})
 
 
 def table3(info: dict[str, pd.DataFrame], tasks: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
