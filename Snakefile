@@ -32,6 +32,7 @@ include: "workflow/rules/localisation.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/statistics.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/cards.smk"
 
 
 # Tables and figures are quick: on a cluster they run on the submit host instead of waiting in the queue.
@@ -54,6 +55,7 @@ localrules:
     tables,
     scorecard,
     run_info,
+    saliency_cards,
     case_viewer,
 
 

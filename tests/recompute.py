@@ -224,6 +224,46 @@ def sensitivity(results: Path, task: str) -> pd.DataFrame:
     return scores
 
 
+def cards_are_traceable(results: Path, methods: dict) -> int:
+    """Every number in every card JSON is found, with its value, in the row of attributes.csv or chooser.csv it
+    belongs to; each measured value is the mean (sd) over the models of per_model.csv's values or the cited table's.
+    Returns how many numbers were checked."""
+    import json
+
+    attributes = pd.read_csv(results / "cards/attributes.csv", dtype={"source_key": str})
+    chooser = pd.read_csv(results / "cards/chooser.csv")
+    per_model = pd.read_csv(results / "statistics/per_model.csv")
+    checked = 0
+    for task, n in methods.items():
+        files = sorted((results / "cards" / task).glob("*.json"))
+        assert len(files) == n and (results / "cards" / task / "index.html").is_file(), task
+        for f in files:
+            card = json.loads(f.read_text())
+            for category in ("methodology", "sensitivity", "perceptibility"):
+                for attribute, entry in card[category].items():
+                    for m in entry.get("metrics", []) if isinstance(entry, dict) else []:
+                        row = attributes[(attributes["task"] == task) & (attributes["method"] == card["method"])
+                                         & (attributes["metric"] == m["metric"])]
+                        assert len(row) == 1 and row["attribute"].item() == attribute, (f, m["metric"])
+                        for k in ("value_mean", "value_sd", "n_models", "rank", "rank_min", "rank_max", "n_methods",
+                                  "percentile", "n_separated"):
+                            _close(np.nan if m[k] is None else m[k], row[k].item(), f"{f.name} {m['metric']} {k}")
+                            checked += 1
+                        if m["source"]["table"].endswith("per_model.csv"):  # the cited rows give the value
+                            v = per_model[(per_model["task"] == task) & (per_model["method"] == card["method"])
+                                          & (per_model["metric"] == m["metric"])]["value"]
+                            _close([v.mean(), v.std(ddof=1) if len(v) > 1 else np.nan],
+                                   [m["value_mean"], np.nan if m["value_sd"] is None else m["value_sd"]],
+                                   f"{f.name} {m['metric']} from per_model.csv")
+            for profile, v in card["chooser"].items():
+                row = chooser[(chooser["profile"] == profile) & (chooser["task"] == task)
+                              & (chooser["method"] == card["method"]) & (chooser["attribute"] == "score")]
+                _close([np.nan if v["score"] is None else v["score"], np.nan if v["rank"] is None else v["rank"]],
+                       [row["value"].item(), row["rank"].item()], f"{f.name} chooser {profile}")
+                checked += 2
+    return checked
+
+
 def recompute_all(results: Path, removal_tasks, plausibility_tasks, score="msfi", groundtruth=("synthetic",),
                   groundtruth_metric="msfi_global", max_missing=0.5, localisation_tasks=(),
                   sensitivity_tasks=()) -> int:

@@ -13,9 +13,9 @@ from clinxai.analysis.ranking import SENSITIVITY, compare_methods, metric_units
 from clinxai.analysis.sensitivity import HEADLINE, better, case_scores, model_findings
 from clinxai.attribution.explain import explain
 from clinxai.attribution.grid import REFERENCE, grid_settings
-from clinxai.evaluation.sensitivity import (SHIFTS, CaseMaps, RigidMove, determinism, input_sensitivity,
+from clinxai.evaluation.sensitivity import (SHIFTS, CaseMaps, RigidMove, cascade, determinism, input_sensitivity,
                                             label_sensitivity, max_sensitivity, model_sensitivity, predictions,
-                                            shifted, uniform_noise)
+                                            randomisation_depths, shifted, uniform_noise)
 from clinxai.models import GeneNet3D, KneeNet
 from clinxai.report.tables import table6
 from clinxai.tasks import KINDS, SLICE, VOLUME
@@ -126,6 +126,33 @@ def test_a_rigid_move_is_undone_where_the_map_exists(shape):
     assert err < 0.08 and err < unmoved / 3  # what is left: two bilinear resamplings of a smooth blob
 
 
+def test_the_cascade_randomises_parallel_branches_together_and_a_layer_with_its_norm():
+    torch.manual_seed(0)
+    knee = KneeNet(widths=(4, 8)).eval()
+    depths = randomisation_depths(knee)
+    assert [(name, len(modules)) for name, modules in depths] == [("head", 1), ("encoders.*.net.4", 6),
+                                                                  ("encoders.*.net.0", 6)]
+    before = [e.net[4].weight.clone() for e in knee.encoders]
+    models = list(cascade(knee, seed=1, depths=2))
+    assert [d for d, _, _ in models] == [1, 2]
+    after = models[-1][2]
+    assert all(not torch.equal(b, e.net[4].weight) for b, e in zip(before, after.encoders))  # every view's branch
+    assert all(torch.equal(e.net[0].weight, k.net[0].weight) for e, k in zip(after.encoders, knee.encoders))
+    assert all(torch.equal(e.net[5].weight, torch.ones(8)) for e in after.encoders)  # its BatchNorm re-initialised
+
+
+def test_supervoxel_masks_move_with_the_input():
+    rng = np.random.default_rng(0)
+    labels = np.kron(rng.permutation(18).reshape(2, 3, 3), np.ones((1, 8, 8))).astype(np.int32)  # blocks of 8 x 8
+    x = (torch.from_numpy(labels.astype(np.float32))[None],)
+    move = RigidMove(x, translate=2, rotate_deg=3, seed=3)
+    moved = move.move_masks(labels)
+    assert moved.dtype == labels.dtype and moved.shape == labels.shape and not np.array_equal(moved, labels)
+    image = np.rint(move.inputs[0][0].numpy())  # the input moved (bilinear): off the labels only along block edges
+    assert set(np.unique(moved)) <= set(np.unique(labels))
+    assert (moved == image).mean() > 0.85 and (moved == image).mean() > (labels == image).mean() + 0.1
+
+
 def _slice_maps(model, method, xs, overrides=None, seed=10):
     preds = predictions(model, xs).argmax(1)
     return CaseMaps(KINDS["synthetic"], method, [f"c{i}" for i in range(len(xs))], xs, preds, None, seed, overrides,
@@ -148,6 +175,21 @@ def test_a_deterministic_method_repeats_bit_identically_and_a_sampled_one_does_n
     assert {r["setting"] for r in rows} == {"repeats=3"} and not by(rows, metric="bit_identical")
     assert all(r["value"] < 1 for r in by(rows, metric="spearman"))
     assert all(r["value"] > 0 for r in by(rows, metric="voxel_cv"))
+
+
+def test_a_permuted_case_keeps_its_partners():
+    """FeaturePermutation permutes features across a batch: a case's map recomputed alone equals its map among the
+    job's cases (same partners, same seed), so a perturbed input is compared with its partners unchanged."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).eval()
+    xs = [(torch.randn(1, 2, 8, 8),) for _ in range(5)]
+    masks = [np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))[None].repeat(2, 0) for _ in xs]
+    maps = CaseMaps(KINDS["synthetic"], "FeaturePermutation", [f"c{i}" for i in range(5)], xs,
+                    predictions(model, xs).argmax(1), lambda idx, sv: [masks[i] for i in idx], 10, None,
+                    {"permutation_batch": 3}, POST)
+    together = maps.raw(model, xs, list(range(5)))
+    alone = maps.raw(model, [xs[3]], [3])
+    assert all(np.array_equal(a, b) for a, b in zip(alone[0], together[3]))
 
 
 def test_the_knee_networks_other_class_gradient_is_the_exact_negative():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, overlay, snakemake, workdir
-from recompute import recompute_all
+from recompute import cards_are_traceable, recompute_all
 from test_viewer import browser_available, check_in_browser
 
 pytestmark = pytest.mark.slow
@@ -23,6 +23,8 @@ def test_end_to_end_and_resume(tmp_path):
     n = recompute_all(wd / "results", ["glioma", "knee"], all_tasks, localisation_tasks=all_tasks,
                       sensitivity_tasks=all_tasks)
     assert n == 8 + 3 * 12 + 3 * 28  # 28 sensitivity scores per task
+    # the saliency cards state no number the pipeline did not measure (tests/recompute.py: cards)
+    assert cards_are_traceable(wd / "results", {"glioma": 6, "knee": 4, "synthetic": 6}) > 1000
     for task, n in (("glioma", 14), ("knee", 20)):
         meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
         split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})
@@ -121,12 +123,15 @@ def test_end_to_end_and_resume(tmp_path):
         assert negated["Gradient"] == (1.0 if task == "knee" else 0.0)  # the knee network's logits are ±z/2
         for name in ("attributes", "randomisation"):
             assert (wd / f"results/{task}/figures/sensitivity_{name}.png").stat().st_size > 10000
-        assert json.loads((wd / f"results/{task}/models/permuted/metrics.json").read_text())["permuted_labels"]
+        assert json.loads((wd / f"results/{task}/models/permuted/seed10/metrics.json").read_text())["permuted_labels"]
     knee = pd.read_csv(wd / "results/knee/sensitivity/scores.csv").set_index(["method", "metric"])
     assert knee.loc[("Gradient", "label_spearman"), "value"].isna().all()  # a property of the model, not a score
     spread = pd.read_csv(wd / "results/glioma/sensitivity/hyperparameters.csv")
     assert set(spread["method"]) == {"SmoothGrad", "GradCAM", "FeatureAblation", "KernelShap", "FeaturePermutation",
-                                     "Gradient"} and (spread["delta_aupc_spread"] >= 0).all()
+                                     "Gradient"}
+    grid = spread.set_index("method")
+    assert grid.loc["Gradient", "settings"] == 1 and grid.loc["SmoothGrad", "settings"] > 1  # Gradient has no grid
+    assert (grid.loc[grid["settings"] > 1, "delta_aupc_spread"] > 0).any()
     # statistics across methods, the tables (all 16 methods, NaN for those not run) and the scorecard
     friedman = pd.read_csv(wd / "results/statistics/friedman.csv")
     assert {("glioma", "delta_aupc"), ("knee", "mi_correlation"), ("synthetic", "msfi_global"),
@@ -180,7 +185,8 @@ def test_end_to_end_and_resume(tmp_path):
     # one method's parameters: with group_methods (the demo) that task's model jobs, i.e. every unsharded method of
     # the task (5 of 6: FeatureAblation is sharded), and what is computed from them, for that task only
     edit = overlay(wd, "edit.yaml", {"heatmaps": {"params": {"glioma": {"SmoothGrad": {"nt_samples": 3}}}}})
-    downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "all": 1}
+    # the cards carry the run's configuration (its md5): every config edit regenerates them (seconds)
+    downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "saliency_cards": 1, "all": 1}
     assert planned(edit) == {"heatmaps_glioma": 2, "heatmap_timing": 1, "export_heatmaps": 1,
                              "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
                              "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, "localisation": 5,
@@ -193,14 +199,18 @@ def test_end_to_end_and_resume(tmp_path):
     assert planned(single, "--forcerun", "heatmaps", "--until", "heatmaps") == {"heatmaps": 2 * (5 + 5 + 3)}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
-    assert planned(edit) == {"export_heatmaps": 3, "case_viewer": 3, "run_info": 1, "all": 1}  # the same cases
+    assert planned(edit) == {"export_heatmaps": 3, "case_viewer": 3, "run_info": 1, "saliency_cards": 1,
+                             "all": 1}  # the same cases
     # one task's MSFI weighting: that task's plausibility tables and what is computed from them
     edit = overlay(wd, "edit4.yaml", {"plausibility": {"phi_normalisation": {"synthetic": "minmax"}}})
     assert planned(edit) == {"plausibility": 6, "synthetic_summary": 1, "informativeness": 1,
                              "fig5_right_wrong": 1, "case_viewer": 1, **downstream}
     # a scorecard rule: the scorecard only
     edit = overlay(wd, "edit5.yaml", {"scorecard": {"G5": {"max_seconds": 1}}})
-    assert planned(edit) == {"scorecard": 1, "run_info": 1, "all": 1}
+    assert planned(edit) == {"scorecard": 1, "run_info": 1, "saliency_cards": 1, "all": 1}  # cards state G5
+    # the chooser's priorities: the cards only
+    edit = overlay(wd, "edit8.yaml", {"cards": {"priorities": {"speed": {"computational_efficiency": 1}}}})
+    assert planned(edit) == {"saliency_cards": 1, "run_info": 1, "all": 1}
     # a truthfulness option: the removal curves and their summaries, no heatmaps, no Shapley
     edit = overlay(wd, "edit3.yaml", {"truthfulness": {"removal": {"replacement": {"knee": "zero"}}}})
     assert planned(edit) == {"feature_removal_knee": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
@@ -217,7 +227,7 @@ def test_end_to_end_and_resume(tmp_path):
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
         "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
         "informativeness": 2, "fig5_right_wrong": 2, "method_statistics": 1, "tables": 1, "scorecard": 1,
-        "case_viewer": 2, "all": 1}
+        "case_viewer": 2, "saliency_cards": 1, "all": 1}
     assert planned("--forcerun", "modality_shapley", "--until", "modality_shapley") == {"modality_shapley": 2}
     again = snakemake(wd, *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -228,5 +238,5 @@ def test_end_to_end_and_resume(tmp_path):
     for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
                  "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv", "table5.html",
                  "degradation_curves.png", "kendall.csv", "viewer/index.html", "table6.html",
-                 "sensitivity_randomisation.png", "findings.csv"):
+                 "sensitivity_randomisation.png", "findings.csv", "chooser.html", "attributes.csv"):
         assert item in html, item

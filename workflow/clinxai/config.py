@@ -365,9 +365,6 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def sensitivity_cfg(config: dict, task: str) -> dict:
     """The sensitivity config as clinxai.evaluation.sensitivity.run_sensitivity takes it for one task: ΔAUPC of
@@ -376,5 +373,10 @@ def sensitivity_cfg(config: dict, task: str) -> dict:
     removal = removal_cfg(config, task) if task in (s["hyperparameters"]["delta_aupc"] or []) else None
     return {"max_cases": s["max_cases"], "repeats": s["determinism"]["repeats"], "depths": s["randomisation"]["depths"],
             "input": {"draws": s["input"]["draws"], "shifts": s["input"]["shifts"]},
-            "max_sensitivity": s["max_sensitivity"], "batch_size": config["truthfulness"]["batch_size"],
+            "max_sensitivity": s["max_sensitivity"], "batch_size": config["heatmaps"]["batching"]["batch_size"],
             "removal": removal}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -32,3 +32,19 @@ def run_versions() -> pd.DataFrame:
 def save_config(config: dict, path) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+
+
+def card_provenance(config_path, versions_path, repo_dir) -> dict:
+    """What a saliency card was measured with: the commit of the workflow, the md5 of the run's configuration (as
+    run_info wrote it) and the package versions of the run."""
+    import hashlib
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "unknown (not a git checkout)"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown (git not available)"
+    versions = pd.read_csv(versions_path, dtype=str)
+    return {"commit": commit, "config_md5": hashlib.md5(Path(config_path).read_bytes()).hexdigest(),
+            "packages": dict(zip(versions["item"], versions["version"]))}

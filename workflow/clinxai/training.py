@@ -77,7 +77,9 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
                 threads: int = 1, permute_labels: bool = False) -> dict:
     """Train one model of a task of `kind`; write checkpoint, per-epoch log, test predictions and metrics (paths in
     `out`). `permute_labels`: the training and validation labels are permuted (seeded) -- Adebayo et al.'s
-    data-randomisation test; the test predictions are still scored against the true labels."""
+    data-randomisation test -- and the model of the last epoch is kept (no early stopping: the validation labels
+    are noise; the model is meant to memorise its training labels); the test predictions are scored against the true
+    labels."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, threads))
     device = torch.device(resolve_device(device))
@@ -148,10 +150,10 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
         log.info("epoch %3d  train loss %.4f acc %.3f  val loss %.4f acc %.3f auc %.3f  (%.1fs)", epoch,
                  row["train_loss"], row["train_acc"], val_loss, vm["accuracy"], vm["auc"], row["seconds"])
         # Best epoch: highest validation accuracy, ties broken by lower validation loss (chosen by code).
-        if (vm["accuracy"], -val_loss) > (best["val_acc"], -best["val_loss"]):
+        if permute_labels or (vm["accuracy"], -val_loss) > (best["val_acc"], -best["val_loss"]):
             best = {"val_acc": vm["accuracy"], "val_loss": val_loss, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        if epoch - best["epoch"] >= t["patience"]:
+        if not permute_labels and epoch - best["epoch"] >= t["patience"]:
             log.info("early stop: no better validation epoch in %d epochs", t["patience"])
             break
 

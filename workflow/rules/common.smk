@@ -411,10 +411,10 @@ def all_sensitivity_outputs(task):
     return [sensitivity_output(task, s, m) for s in SENSITIVITY_SEEDS for m in task_methods(config, task)]
 
 
-def permuted_model_outputs(task):
-    """The data-randomisation test's model: trained on permuted labels, seeded by the first sensitivity seed."""
-    root = f"{RESULTS}/{task}/models/permuted"
-    return {k: f"{root}/{os.path.basename(p)}" for k, p in model_outputs(task, 0).items()}
+def permuted_model_outputs(task, seed):
+    """The data-randomisation test's model of a seed: trained like the seed's model, on permuted labels."""
+    root = f"{RESULTS}/{task}/models/permuted/seed{seed}"
+    return {k: f"{root}/{os.path.basename(p)}" for k, p in model_outputs(task, seed).items()}
 
 
 def sensitivity_inputs(wc):
@@ -422,7 +422,7 @@ def sensitivity_inputs(wc):
     model: the job recomputes maps; it reads none of the heatmaps stage's."""
     inputs = dict(heatmap_inputs(wc))
     if PERMUTED_MODEL:
-        inputs["permuted"] = permuted_model_outputs(wc.task)["checkpoint"]
+        inputs["permuted"] = permuted_model_outputs(wc.task, wc.seed)["checkpoint"]
     return inputs
 
 
@@ -442,6 +442,7 @@ STATISTICS = {
     "friedman": f"{RESULTS}/statistics/friedman.csv",
     "nemenyi": f"{RESULTS}/statistics/nemenyi.csv",
     "kendall": f"{RESULTS}/statistics/kendall.csv",
+    "per_model": f"{RESULTS}/statistics/per_model.csv",
 }
 # Not "Statistics": Snakemake's report defines that link target itself (docutils warns of a duplicate).
 STATS_CATEGORY = "Statistics across methods"
@@ -459,6 +460,35 @@ def table_report(name):
         **out,
         "html": report(out["html"], caption=f"../report/{name}.rst", category="Tables"),
         "csv": report(out["csv"], caption=f"../report/{name}.rst", category="Tables"),
+    }
+
+
+CARDS_CATEGORY = "Saliency cards"
+CARDS = {
+    "attributes": f"{RESULTS}/cards/attributes.csv",
+    "chooser": f"{RESULTS}/cards/chooser.csv",
+    "chooser_md": f"{RESULTS}/cards/chooser.md",
+    "chooser_html": f"{RESULTS}/cards/chooser.html",
+}
+
+
+def cards_outputs():
+    """The attribute and chooser tables, the chooser's page, and per task a folder of cards with its comparison
+    page (index.html, the report's entry to the folder)."""
+    return {
+        **CARDS,
+        "attributes": report(CARDS["attributes"], caption="../report/cards.rst", category=CARDS_CATEGORY),
+        "chooser_html": report(CARDS["chooser_html"], caption="../report/chooser.rst", category=CARDS_CATEGORY),
+        **{
+            f"cards_{t}": report(
+                directory(f"{RESULTS}/cards/{t}"),
+                htmlindex="index.html",
+                caption="../report/cards.rst",
+                category=CARDS_CATEGORY,
+                subcategory=t,
+            )
+            for t in TASKS
+        },
     }
 
 
@@ -503,4 +533,5 @@ def all_targets():
     targets += [f"{RESULTS}/figures/critical_difference_{k}.png" for k in ("localisation", "sensitivity")]
     targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
     targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]
+    targets += list(CARDS.values()) + [f"{RESULTS}/cards/{t}" for t in TASKS]
     return targets

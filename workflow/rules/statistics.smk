@@ -14,6 +14,7 @@ rule method_statistics:
         metrics=STATISTICS["metrics"],
         friedman=report(STATISTICS["friedman"], caption="../report/friedman.rst", category=STATS_CATEGORY),
         nemenyi=STATISTICS["nemenyi"],
+        per_model=STATISTICS["per_model"],
         kendall=report(STATISTICS["kendall"], caption="../report/kendall.rst", category=STATS_CATEGORY),
         cd_plots=report(
             f"{RESULTS}/figures/critical_difference.png", caption="../report/cd_plots.rst", category=STATS_CATEGORY

@@ -41,11 +41,11 @@ rule train_permuted:
     input:
         unpack(train_inputs),
     output:
-        **permuted_model_outputs("{task}"),
+        **permuted_model_outputs("{task}", "{seed}"),
     log:
-        f"{RESULTS}/logs/train_permuted/{{task}}.log",
+        f"{RESULTS}/logs/train_permuted/{{task}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_permuted/{{task}}.tsv"
+        f"{RESULTS}/benchmarks/train_permuted/{{task}}_seed{{seed}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: res("train", "threads")
@@ -53,6 +53,5 @@ rule train_permuted:
         **rule_resources("train", scale_mem=True),
     params:
         cfg=lambda wc: task_setting(config, "training", wc.task),
-        seed=SENSITIVITY_SEEDS[0],
     script:
         "../scripts/train_permuted.py"

@@ -4,7 +4,8 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")
 import pandas as pd
 
-from clinxai.analysis.ranking import LOCALISATION, SENSITIVITY, compare_methods, kendall_table, metric_units
+from clinxai.analysis.ranking import (LOCALISATION, SENSITIVITY, compare_methods, kendall_table, metric_units,
+                                     per_model_means)
 from clinxai.io import save_csv
 from clinxai.logs import job_log
 from clinxai.report.figures import critical_difference_plots
@@ -33,6 +34,7 @@ with job_log(snakemake.log[0]) as log:
     save_csv(sm.output.friedman, friedman)
     save_csv(sm.output.nemenyi, nemenyi)
     save_csv(sm.output.kendall, kendall)
+    save_csv(sm.output.per_model, per_model_means(units))
     guideline = dict(zip(zip(metrics["task"], metrics["metric"]), metrics["guideline"])) if len(metrics) else {}
     critical_difference_plots({k: v for k, v in matrices.items() if guideline.get(k) not in (LOCALISATION, SENSITIVITY)},
                               sm.params.cd_alpha, sm.output.cd_plots)

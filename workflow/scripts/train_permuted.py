@@ -11,6 +11,7 @@ with job_log(snakemake.log[0]) as log:
     sm = snakemake
     task = sm.wildcards.task
     out = {k: sm.output[k] for k in ("checkpoint", "history", "predictions", "metrics")}
-    metrics = train_model(task, kind_of(sm.config, task), sm.params.seed, Path(sm.input.meta).parent, sm.params.cfg,
-                          out, device=sm.config["training"]["device"], threads=sm.threads, permute_labels=True)
-    log.info("%s, permuted labels (seed %s): test %s", task, sm.params.seed, metrics["test"])
+    metrics = train_model(task, kind_of(sm.config, task), int(sm.wildcards.seed), Path(sm.input.meta).parent,
+                          sm.params.cfg, out, device=sm.config["training"]["device"], threads=sm.threads,
+                          permute_labels=True)
+    log.info("%s seed %s, permuted labels: test %s", task, sm.wildcards.seed, metrics["test"])

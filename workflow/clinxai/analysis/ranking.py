@@ -79,6 +79,17 @@ def compare_methods(units, alpha: float = 0.01, max_missing: float = 0.5):
     return metrics, pd.DataFrame(friedman), nemenyi, matrices
 
 
+def per_model_means(units) -> pd.DataFrame:
+    """Per (task, metric, seed, method): the mean over the model's units (its value, for a metric with one unit per
+    model) -- what the saliency cards rank methods by per model."""
+    rows = []
+    for task, metric, guideline, _, table, *better in units:
+        g = table.groupby(["seed", "method"])[metric].mean().rename("value").reset_index()
+        rows.append(g.assign(task=task, metric=metric, guideline=guideline, better=(better or ["higher"])[0]))
+    columns = ["task", "metric", "guideline", "better", "seed", "method", "value"]
+    return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
+
+
 def kendall_table(metrics: pd.DataFrame, kinds: dict | None = None) -> pd.DataFrame:
     """Kendall τ-b between the method rankings (by mean) of every two G3 (task, metric) pairs. `kinds`: task -> kind
     (clinxai.tasks), to flag the comparisons the paper reports."""

@@ -74,14 +74,14 @@ BLURRED_BASELINE_SIGMA = 2.0  # voxels: the "blurred input" baseline of the hype
 
 
 def _named_baseline(name: str, inputs) -> tuple:
-    """"mean": each channel (knee view) at its mean over the case; "blurred": the input under a Gaussian blur."""
+    """"mean": each channel (each slice of a knee view) at its mean over the case; "blurred": the input under a
+    Gaussian blur."""
     from scipy import ndimage
 
     out = []
     for x in inputs:
         if name == "mean":
-            dims = tuple(range(2, x.dim())) if x.dim() > 3 else tuple(range(1, x.dim()))
-            out.append(x.mean(dim=dims, keepdim=True).expand_as(x).contiguous())
+            out.append(x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x).contiguous())
         else:  # blurred: over a volume's three axes, in-plane for a slice or each slice of a knee view
             k = 3 if x.dim() == 5 else 2
             sigma = [0] * (x.dim() - k) + [BLURRED_BASELINE_SIGMA] * k

@@ -43,43 +43,96 @@ class Method:
     batch_of_cases: bool = False     # one call explains several cases (gradient methods)
     needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
     grid: tuple = ()                 # Vary entries: the hyperparameter-dependence grid (none: nothing to tune)
+    about: str = ""                  # what the method computes (the saliency card's methodology paragraph)
+    meaning: str = ""                # what a map value means (the card's semantic directness)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("Gradient", "Saliency", "gradient", {"abs": False}, batch_of_cases=True),
+    Method("Gradient", "Saliency", "gradient", {"abs": False}, batch_of_cases=True,
+           about=("The gradient of the explained class's logit with respect to each input voxel (Simonyan et al. "
+                  "2014)."),
+           meaning=("How fast the logit changes when the voxel's intensity changes, at this input only (local, "
+                    "signed).")),
     Method("SmoothGrad", "NoiseTunnel", "gradient", {"nt_type": "smoothgrad", "nt_samples": 10, "stdevs": 1.0},
-           wraps="Saliency", sampled=True, grid=(Vary("stdevs", SCALE, True), Vary("nt_samples", SCALE, True))),
-    Method("GuidedBackProp", "GuidedBackprop", "gradient", batch_of_cases=True),
-    Method("Deconvolution", "Deconvolution", "gradient", batch_of_cases=True),
-    Method("InputXGradient", "InputXGradient", "gradient", batch_of_cases=True),
+           wraps="Saliency", sampled=True, grid=(Vary("stdevs", SCALE, True), Vary("nt_samples", SCALE, True)),
+           about=("The mean absolute gradient over copies of the input with Gaussian noise added (Smilkov et al. "
+                  "2017)."),
+           meaning=("Average local sensitivity of the logit to the voxel in a noisy neighbourhood of the input "
+                    "(unsigned).")),
+    Method("GuidedBackProp", "GuidedBackprop", "gradient", batch_of_cases=True,
+           about=("The gradient with negative gradients zeroed at every ReLU on the way back (Springenberg et al. "
+                  "2015)."),
+           meaning="Which voxels drive positive activations towards the logit; not a sensitivity of the output."),
+    Method("Deconvolution", "Deconvolution", "gradient", batch_of_cases=True,
+           about=("Backpropagation that applies ReLU to the backward signal instead of the forward mask (Zeiler & "
+                  "Fergus 2014)."),
+           meaning="Image structure that excites the network's filters; largely class-independent."),
+    Method("InputXGradient", "InputXGradient", "gradient", batch_of_cases=True,
+           about=("The input times its gradient: a first-order estimate of each voxel's contribution (Shrikumar et "
+                  "al. 2016)."),
+           meaning="Approximate logit change if the voxel were set to 0 (a linear estimate)."),
     Method("IntegratedGradients", "IntegratedGradients", "gradient", {"baselines": 0.0, "n_steps": 50},
-           batch_of_cases=True, grid=(Vary("n_steps", SCALE, True), Vary("baselines", ("mean", "blurred")))),
+           batch_of_cases=True, grid=(Vary("n_steps", SCALE, True), Vary("baselines", ("mean", "blurred"))),
+           about=("The gradient integrated along the straight path from a baseline to the input, times the "
+                  "difference (Sundararajan et al. 2017)."),
+           meaning=("The voxel's share of the logit difference between the input and the baseline; the shares add up"
+                    " to that difference.")),
     Method("GradientShap", "GradientShap", "gradient", {"baselines": 0.0, "n_samples": 5, "stdevs": 0.0},
-           sampled=True, grid=(Vary("n_samples", SCALE, True), Vary("baselines", ("mean", "blurred")))),
+           sampled=True, grid=(Vary("n_samples", SCALE, True), Vary("baselines", ("mean", "blurred"))),
+           about=("Expected gradients times input differences over baselines and random points on the path (Lundberg"
+                  " & Lee 2017)."),
+           meaning=("An approximate SHAP value: the voxel's expected contribution relative to the baseline "
+                    "distribution.")),
     Method("DeepLift", "DeepLift", "gradient", {"baselines": 0.0}, batch_of_cases=True,
-           grid=(Vary("baselines", ("mean", "blurred")),)),
+           grid=(Vary("baselines", ("mean", "blurred")),),
+           about=("Contributions propagated by DeepLIFT's rescale rule relative to a baseline (Shrikumar et al. "
+                  "2017)."),
+           meaning="The voxel's contribution to the logit difference from the baseline; contributions add up to it."),
     Method("GradCAM", "LayerGradCam", "gradient", needs_layer=True, modality_specific=False, batch_of_cases=True,
-           grid=(Vary("layer", ("previous",)),)),
+           grid=(Vary("layer", ("previous",)),),
+           about=("Channel activations of one convolutional layer weighted by their mean gradients, ReLU, upsampled "
+                  "(Selvaraju et al. 2017)."),
+           meaning=("Coarse: where the layer's class-relevant features are, at the layer's resolution, the same on "
+                    "every modality.")),
     Method("GuidedGradCAM", "GuidedGradCam", "gradient", needs_layer=True, batch_of_cases=True,
-           grid=(Vary("layer", ("previous",)),)),
+           grid=(Vary("layer", ("previous",)),),
+           about="GradCAM's map times Guided Backpropagation's (Selvaraju et al. 2017).",
+           meaning="Fine-grained structure inside GradCAM's class-relevant regions."),
     Method("Occlusion", "Occlusion", "perturbation",
            {"sliding_window_shapes": (1, 11, 11, 11), "strides": (1, 5, 5, 5), "baselines": "gaussian"},
            layout_params={VIEWS: {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
                           SLICE: {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
-           sampled=True, model_agnostic=True, grid=(Vary("window", (0.5, 1.5), True),)),
+           sampled=True, model_agnostic=True, grid=(Vary("window", (0.5, 1.5), True),),
+           about=("The logit drop when a sliding window is replaced by a noise baseline, spread over the window's "
+                  "voxels (Zeiler & Fergus 2014)."),
+           meaning="How much the prediction relies on the region around the voxel (a measured drop, window-sized)."),
     Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
-           model_agnostic=True, grid=(Vary("n_segments", SCALE, True),)),
+           model_agnostic=True, grid=(Vary("n_segments", SCALE, True),),
+           about="The logit drop when a supervoxel of one modality is set to the baseline, one at a time.",
+           meaning="The measured effect of removing the voxel's supervoxel alone; every voxel of it shares the value."),
     Method("ShapleyValueSampling", "ShapleyValueSampling", "perturbation", {"baselines": 0.0, "n_samples": 25},
            feature_mask="specific", sampled=True, model_agnostic=True,
-           grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True))),
+           grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
+           about="Shapley values of supervoxels estimated from random permutations (Castro et al. 2009).",
+           meaning="The supervoxel's average marginal contribution to the logit over orders of adding features."),
     Method("KernelShap", "KernelShap", "perturbation", {"baselines": 0.0, "n_samples": 300},
            feature_mask="unified", sampled=True, model_agnostic=True, modality_specific=False,
-           grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True))),
+           grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
+           about=("Shapley values of supervoxels from a weighted linear regression on random coalitions (Lundberg & "
+                  "Lee 2017)."),
+           meaning=("The supervoxel's estimated Shapley contribution; every modality shares the unified supervoxel's"
+                    " value.")),
     Method("Lime", "Lime", "perturbation", {"baselines": 0.0, "n_samples": 500}, feature_mask="specific",
-           sampled=True, model_agnostic=True, grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True))),
+           sampled=True, model_agnostic=True, grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
+           about=("Coefficients of a linear surrogate fitted to the model's outputs on random supervoxel coalitions "
+                  "(Ribeiro et al. 2016)."),
+           meaning="The supervoxel's weight in a local linear surrogate of the model, not the model itself."),
     Method("FeaturePermutation", "FeaturePermutation", "perturbation", feature_mask="unified", sampled=True,
            model_agnostic=True, modality_specific=False, needs_case_batch=True,
-           grid=(Vary("n_segments", SCALE, True),)),
+           grid=(Vary("n_segments", SCALE, True),),
+           about="The logit drop when a supervoxel's values are permuted across the cases of a batch (Breiman 2001).",
+           meaning=("How much the prediction depends on the supervoxel's content relative to other cases; batch-"
+                    "dependent.")),
 )}
 
 # Keyword arguments that batch work inside one call; their values come from config (heatmaps.batching).

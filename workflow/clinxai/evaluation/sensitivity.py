@@ -45,6 +45,7 @@ from ..inference import FlatLayout, Predictor, resolve_device
 from ..io import save_csv
 from ..metrics.minimality import MINIMALITY
 from ..metrics.removal import delta_aupc
+from ..metrics.similarity import max_sensitivity as max_change
 from ..metrics.similarity import mean_pairwise_spearman, relative_change, spearman, ssim, top_iou, voxel_cv
 from ..models import load_checkpoint
 from ..tasks import VIEWS, TaskKind
@@ -98,41 +99,58 @@ def _as_parts(images: list[np.ndarray], x: tuple) -> list[np.ndarray]:
 class RigidMove:
     """One seeded draw of MONAI's RandAffine per input tensor (translation up to `translate` voxels, rotation up to
     `rotate_deg` degrees about each axis), with the inverse that moves a map back and the voxels where a moved-back
-    map is defined (inside the field of view after both moves)."""
+    map is defined (inside the field of view after both moves). Voxels moved in from outside repeat the border
+    (the inputs are z-scored: zero would be a bright edge); supervoxel masks move along (nearest neighbour)."""
 
     def __init__(self, x: tuple, translate: float, rotate_deg: float, seed: int):
         from monai.data import MetaTensor
-        from monai.transforms import RandAffine
 
-        self.x, self.moves, self.moved = x, [], []
+        self.x, self.moves, self.moved, valid = x, [], [], []
         for k, t in enumerate(x):
-            spatial = t.dim() - 2
-            rot = math.radians(rotate_deg)
-            move = RandAffine(prob=1.0, rotate_range=(rot,) * (3 if spatial == 3 else 1),
-                              translate_range=(translate,) * spatial, padding_mode="zeros", mode="bilinear")
-            move.set_random_state(seed=seed + k)
+            move, probe = (self._affine(t.dim() - 2, translate, rotate_deg, seed + k, pad) for pad in ("border", "zeros"))
             self.moved.append(move(MetaTensor(t[0].clone())))
             self.moves.append(move)
+            # where the moved-back map exists: a map of ones on the moved grid moved back, zeros from outside
+            probed = probe(MetaTensor(torch.ones(t.shape[1:])))
+            ones = MetaTensor(torch.ones(t.shape[1:]), affine=probed.affine,
+                              applied_operations=copy.deepcopy(probed.applied_operations))
+            valid.append(np.asarray(probe.inverse(ones).as_tensor()) > 1 - 1e-3)
         self.inputs = tuple(torch.as_tensor(m.as_tensor(), dtype=t.dtype)[None] for m, t in zip(self.moved, x))
-        ones = [np.ones(t.shape[1:], np.float32) for t in x]
-        self.valid = [np.asarray(v) > 1 - 1e-3 for v in self._back(ones)]
+        self.valid = valid
 
-    def _back(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        from monai.data import MetaTensor
+    @staticmethod
+    def _affine(spatial: int, translate: float, rotate_deg: float, seed: int, padding: str):
+        from monai.transforms import RandAffine
 
-        out = []
-        for img, moved, move in zip(images, self.moved, self.moves):
-            m = MetaTensor(torch.as_tensor(np.ascontiguousarray(img, dtype=np.float32)), affine=moved.affine,
-                           applied_operations=copy.deepcopy(moved.applied_operations))
-            out.append(move.inverse(m).as_tensor().numpy())
-        return out
+        rot = math.radians(rotate_deg)
+        move = RandAffine(prob=1.0, rotate_range=(rot,) * (3 if spatial == 3 else 1),
+                          translate_range=(translate,) * spatial, padding_mode=padding, mode="bilinear")
+        move.set_random_state(seed=seed)
+        return move
 
     def back(self, parts) -> list[np.ndarray]:
         """A map of the moved input moved back onto the original grid (per modality)."""
-        return _as_parts(self._back(_as_images(parts, self.x)), self.x)
+        from monai.data import MetaTensor
+
+        out = []
+        for img, moved, move in zip(_as_images(parts, self.x), self.moved, self.moves):
+            m = MetaTensor(torch.as_tensor(np.ascontiguousarray(img, dtype=np.float32)), affine=moved.affine,
+                           applied_operations=copy.deepcopy(moved.applied_operations))
+            out.append(move.inverse(m).as_tensor().numpy())
+        return _as_parts(out, self.x)
 
     def valid_parts(self) -> list[np.ndarray]:
         return _as_parts(self.valid, self.x)
+
+    def move_masks(self, masks):
+        """A case's supervoxel mask(s) moved like the input: one C x spatial array, or one per knee view."""
+        from monai.data import MetaTensor
+
+        parts = masks if isinstance(masks, list) else [masks]
+        out = [np.rint(np.asarray(move(MetaTensor(torch.as_tensor(np.asarray(m, np.float32))), mode="nearest",
+                                       randomize=False).as_tensor())).astype(np.asarray(m).dtype)
+               for m, move in zip(parts, self.moves)]
+        return out if isinstance(masks, list) else out[0]
 
 
 def uniform_noise(x: tuple, radius: float, seed: int) -> tuple:
@@ -157,12 +175,13 @@ def similarity_row(original, other, seed: int = 0, key: str = "", valid=None) ->
 
 
 def predictions(model: nn.Module, xs: list[tuple], batch_size: int = 16) -> np.ndarray:
-    """Logits (cases x classes) of a list of single-case inputs, in batches."""
+    """Logits (cases x classes) of a list of single-case (CPU) inputs, in batches, on the model's device."""
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for i in range(0, len(xs), batch_size):
             chunk = xs[i:i + batch_size]
-            out.append(model(*[torch.cat(t) for t in zip(*chunk)]).float().numpy())
+            out.append(model(*[torch.cat(t).to(device) for t in zip(*chunk)]).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 2))
 
 
@@ -172,15 +191,35 @@ def parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))]
 
 
+def randomisation_depths(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
+    """The cascade's depths, output first: each convolution or linear layer with the normalisation layers that
+    follow it, and the same layer of parallel branches (the entries of a ModuleList, e.g. the knee network's three
+    view encoders) at one depth, named with `*` for the branch."""
+    lists = {n for n, m in model.named_modules() if isinstance(m, nn.ModuleList)}
+    units: list[tuple[str, list[nn.Module]]] = []
+    for name, m in parameter_layers(model):
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) or not units:
+            units.append((name, [m]))
+        else:  # a normalisation layer goes with the weights before it
+            units[-1][1].append(m)
+    depths: dict[str, list[nn.Module]] = {}
+    for name, modules in units:
+        parts = name.split(".")
+        key = ".".join("*" if k and ".".join(parts[:k]) in lists and p.isdigit() else p for k, p in enumerate(parts))
+        depths.setdefault(key, []).extend(modules)
+    return list(depths.items())[::-1]
+
+
 def cascade(model: nn.Module, seed: int, depths: int | None = None):
-    """Adebayo et al.'s cascade: yields (depth, layer name, model) with the layers from the output down
-    re-initialised, one more at each depth, each by its own initialiser seeded per depth -- the same models for
-    every method of a job."""
+    """Adebayo et al.'s cascade: yields (depth, layer name, model) with the depths from the output down
+    re-initialised, one more at each depth, each layer by its own initialiser seeded per depth -- the same models
+    for every method of a job."""
     randomised = copy.deepcopy(model).eval()
-    layers = parameter_layers(randomised)[::-1]
-    for depth, (name, layer) in enumerate(layers[:depths] if depths else layers, start=1):
+    levels = randomisation_depths(randomised)
+    for depth, (name, modules) in enumerate(levels[:depths] if depths else levels, start=1):
         torch.manual_seed(seed * 1000 + depth)
-        layer.reset_parameters()
+        for m in modules:
+            m.reset_parameters()
         yield depth, name, randomised
 
 
@@ -209,7 +248,8 @@ def input_sensitivity(model, maps, cases, inputs, original, preds, cfg: dict, se
             for (i, _, _, _, _), f in zip(draws, flipped):
                 rows += _rows(cases[i], "input", name, d, {"flipped": float(f)})
             kept += [draw for draw, f in zip(draws, flipped) if not f]
-    shifted_maps = maps(model, [xs for _, _, _, xs, _ in kept], [i for i, *_ in kept]) if kept else []
+    masks = [None if move is None else move.move_masks for _, _, _, _, move in kept]
+    shifted_maps = maps(model, [xs for _, _, _, xs, _ in kept], [i for i, *_ in kept], moved=masks) if kept else []
     for (i, name, d, _, move), m in zip(kept, shifted_maps):
         valid = None if move is None else move.valid_parts()
         m = m if move is None else move.back(m)
@@ -218,23 +258,25 @@ def input_sensitivity(model, maps, cases, inputs, original, preds, cfg: dict, se
     return rows
 
 
-def max_sensitivity(model, maps, cases, inputs, original, radius: float, draws: int, seed: int) -> list[dict]:
-    """Quantus' max-sensitivity: the largest relative change of the map over `draws` uniform-noise draws."""
+def max_sensitivity(model, maps, cases, inputs, raw, radius: float, draws: int, seed: int) -> list[dict]:
+    """Quantus 0.6's max-sensitivity on the raw maps (so that it compares with Quantus and LATEC, which do not
+    post-process): the largest relative change of the max-normalised map over `draws` uniform-noise draws."""
     idx = [i for i in range(len(cases)) for _ in range(draws)]
     noisy = [uniform_noise(inputs[i], radius, case_seed(seed, f"uniform/{d}", cases[i]))
              for i in range(len(cases)) for d in range(draws)]
-    out = maps(model, noisy, idx) if noisy else []
-    rows = []
-    for i, case in enumerate(cases):
-        changes = [relative_change(original[i], out[i * draws + d]) for d in range(draws)]
-        rows += _rows(case, "max_sensitivity", f"r={radius:g}", 0, {"max_sensitivity": float(np.max(changes))})
-    return rows
+    out = maps.raw(model, noisy, idx) if noisy else []
+    return [r for i, case in enumerate(cases)
+            for r in _rows(case, "max_sensitivity", f"r={radius:g}", 0,
+                           {"max_sensitivity": max_change(raw[i], out[i * draws:(i + 1) * draws])})]
 
 
 def label_sensitivity(model, maps, cases, inputs, original, raw, logits: np.ndarray, seed: int) -> list[dict]:
     """The runner-up class's map against the predicted class's; `negated`: the other class's raw map is the exact
     negative (logits ±z/2 of one output), and `antisymmetric_logits` of the model on the case."""
-    other = np.argsort(logits, axis=1)[:, -2]
+    explained = np.asarray(maps.preds)
+    rest = logits.astype(float).copy()
+    rest[np.arange(len(rest)), explained] = -np.inf  # the runner-up to the class the original map explains
+    other = rest.argmax(1)
     raw_other = maps.raw(model, inputs, list(range(len(cases))), targets=[int(t) for t in other])
     processed = maps.process(raw_other, list(range(len(cases))))
     rows = []
@@ -314,13 +356,38 @@ class CaseMaps:
         self.masks, self.seed, self.overrides = masks, seed, overrides
         self.batching, self.post_cfg, self.device = batching, post_cfg, device
 
-    def raw(self, model, xs, idx, targets=None, seed=None, overrides=None, supervoxels=None) -> list:
-        targets = [int(self.preds[i]) for i in idx] if targets is None else targets
-        masks = self.masks(idx, supervoxels) if METHODS[self.method].feature_mask else None
-        out, _ = explain(model, self.kind, self.method, [self.cases[i] for i in idx], xs, targets, masks,
-                         self.seed if seed is None else seed, self.overrides if overrides is None else overrides,
-                         self.batching, self.device)
+    def raw(self, model, xs, idx, targets=None, seed=None, overrides=None, supervoxels=None, moved=None) -> list:
+        """Raw maps of inputs `xs` of the cases `idx`; `moved`: per item None or a function moving the case's
+        supervoxel mask like its input (the rigid move)."""
+        targets = [int(self.preds[i]) for i in idx] if targets is None else [int(t) for t in targets]
+        masks = [None] * len(idx)
+        if METHODS[self.method].feature_mask:
+            masks = self.masks(idx, supervoxels)
+            masks = [m if f is None else f(m) for m, f in zip(masks, moved or [None] * len(idx))]
+        seed = self.seed if seed is None else seed
+        overrides = self.overrides if overrides is None else overrides
+        if METHODS[self.method].needs_case_batch:
+            return [self._in_group(model, x, i, t, m, seed, overrides) for x, i, t, m in zip(xs, idx, targets, masks)]
+        out, _ = explain(model, self.kind, self.method, [self.cases[i] for i in idx], xs, targets,
+                         masks if METHODS[self.method].feature_mask else None, seed, overrides, self.batching,
+                         self.device)
         return out
+
+    def _in_group(self, model, x, i, target, mask, seed, overrides):
+        """A method that permutes features across a batch of cases (FeaturePermutation): the case's input, class and
+        mask among the partners its original map was computed with (explain's grouping of the job's cases), so that
+        only the input differs -- not the cases it is permuted with, nor the seed."""
+        n = len(self.cases)
+        groups = np.array_split(np.arange(n), max(1, int(np.ceil(n / self.batching.get("permutation_batch", 4)))))
+        group = [int(j) for j in next(g for g in groups if i in g)]
+        at = group.index(i)
+        inputs = [x if j == i else self.inputs[j] for j in group]
+        targets = [target if j == i else int(self.preds[j]) for j in group]
+        masks = self.masks(group, None)
+        masks[at] = mask
+        out, _ = explain(model, self.kind, self.method, [self.cases[j] for j in group], inputs, targets, masks, seed,
+                         overrides, self.batching, self.device)
+        return out[at]
 
     def process(self, raw: list, idx) -> list:
         out = []
@@ -338,7 +405,7 @@ class SupervoxelMasks:
     """Feature masks of the job's cases: the task's (the supervoxels rule's file), or computed for another
     supervoxel config of the hyperparameter grid (cached per config)."""
 
-    def __init__(self, kind: TaskKind, method: str, cases, masks_path, data_dir, cfg: dict, cache: dict):
+    def __init__(self, kind: TaskKind, method: str, cases, masks_path, data_dir, cache: dict):
         from ..attribution.supervoxels import load_masks
 
         self.kind, self.mask_kind, self.cases, self.data_dir, self.cache = kind, METHODS[method].feature_mask, \
@@ -380,7 +447,7 @@ def measure(model, maps, cases, inputs, preds, logits, cfg: dict, seed: int, set
                                                 seed),
              "label": lambda: label_sensitivity(model, maps, cases, inputs, original, raw, logits, seed),
              "input": lambda: input_sensitivity(model, maps, cases, inputs, original, preds, cfg["input"], seed),
-             "max_sensitivity": lambda: max_sensitivity(model, maps, cases, inputs, original,
+             "max_sensitivity": lambda: max_sensitivity(model, maps, cases, inputs, raw,
                                                         cfg["max_sensitivity"]["radius"],
                                                         cfg["max_sensitivity"]["draws"], seed),
              "model": lambda: model_sensitivity(model, maps, cases, inputs, original, cfg["depths"], seed),
@@ -419,7 +486,7 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
         t0, m = time.perf_counter(), copy.deepcopy(model)  # no hook or setting of one method reaches the next
         overrides = heat_cfg["params"].get(method)
         maps = CaseMaps(kind, method, cases, inputs, pred,
-                        SupervoxelMasks(kind, method, cases, masks_path, data_dir, sv_cfg, sv_cache), seed,
+                        SupervoxelMasks(kind, method, cases, masks_path, data_dir, sv_cache), seed,
                         overrides, heat_cfg["batching"], post_cfg, dev)
         shape = inputs[0][0].shape[1:] if kind.layout != VIEWS else None
         settings = grid_settings(method, kind.layout, overrides, sv_cfg, shape)

@@ -78,7 +78,8 @@ def relative_change(a, b) -> float:
 
 
 def max_sensitivity(original, perturbed: list) -> float:
-    return float(max(relative_change(original, p) for p in perturbed)) if perturbed else float("nan")
+    """NaN when a draw's change is undefined (a map without finite values or all zero)."""
+    return float(np.max([relative_change(original, p) for p in perturbed])) if perturbed else float("nan")
 
 
 def mean_pairwise_spearman(maps: list) -> float:
