@@ -224,15 +224,61 @@ def sensitivity(results: Path, task: str) -> pd.DataFrame:
     return scores
 
 
-def cards_are_traceable(results: Path, methods: dict) -> int:
-    """Every number in every card JSON is found, with its value, in the row of attributes.csv or chooser.csv it
-    belongs to; each measured value is the mean (sd) over the models of per_model.csv's values or the cited table's.
-    Returns how many numbers were checked."""
+def cards_are_traceable(results: Path, methods: dict, profiles: dict) -> int:
+    """Every number in every card JSON is its row's in attributes.csv / chooser.csv, and those rows are recomputed
+    here from the tables they cite: the mean (sd) over the models of per_model.csv (or the timing and
+    informativeness rows), the rank by the metric's direction among the task's methods (ties share the best rank,
+    scipy's rankdata 'min'), the percentile (n − rank) / (n − 1), and the chooser's score, rank and coverage from the
+    profile's weights. Returns how many numbers were checked."""
     import json
 
     attributes = pd.read_csv(results / "cards/attributes.csv", dtype={"source_key": str})
     chooser = pd.read_csv(results / "cards/chooser.csv")
     per_model = pd.read_csv(results / "statistics/per_model.csv")
+    # the attribute rows from the cited tables
+    for (task, metric), g in attributes.groupby(["task", "metric"]):
+        source = g["source_table"].iloc[0]
+        if source.endswith("per_model.csv"):
+            v = per_model[(per_model["task"] == task) & (per_model["metric"] == metric)].groupby("method")["value"]
+            mean, sd = v.mean(), v.std(ddof=1)
+        elif source.endswith("timing.csv"):
+            t = pd.read_csv(results.parent / source).set_index("method")
+            mean, sd = t["seconds_per_case_mean"], t["seconds_per_case_std"]
+        else:
+            mean = pd.read_csv(results.parent / source).set_index("method")["spearman_rho"]
+            sd = mean * np.nan
+        g = g.set_index("method")
+        _close(mean.loc[g.index], g["value_mean"], f"{task} {metric} means")
+        _close(sd.loc[g.index], g["value_sd"], f"{task} {metric} sds")
+        finite = mean.loc[g.index].dropna()
+        sign = -1 if g["better"].iloc[0] == "higher" else 1
+        rank = pd.Series(stats.rankdata(sign * finite.to_numpy(float), method="min"), index=finite.index)
+        n = len(finite)
+        _close(rank, g.loc[rank.index, "rank"], f"{task} {metric} ranks")
+        _close((n - rank) / (n - 1) if n > 1 else rank * 0 + 1, g.loc[rank.index, "percentile"], f"{task} {metric} %")
+    # the chooser from the attribute rows and the profiles' weights
+    first = {"determinism": "determinism_spearman", "hyperparameter_dependence": "hyperparameters_spearman",
+             "computational_efficiency": "seconds_per_case", "minimality": "minimality_gini"}
+    for (profile, task), g in chooser[chooser["attribute"] == "score"].groupby(["profile", "task"]):
+        weights = profiles[profile]
+        parts = chooser[(chooser["profile"] == profile) & (chooser["task"] == task) & (chooser["attribute"] != "score")]
+        for a, metric in parts.groupby("attribute")["metric"].first().items():
+            assert a not in first or metric == first[a], (profile, task, a, metric)
+        scores = {}
+        for method in g["method"]:
+            mine = parts[parts["method"] == method]
+            q = [p if weights[a] > 0 else 1 - p for a, p in zip(mine["attribute"], mine["percentile"])]
+            w = [abs(weights[a]) for a in mine["attribute"]]
+            p_rows = attributes[(attributes["task"] == task) & (attributes["method"] == method)].set_index("metric")
+            _close(p_rows.loc[mine["metric"], "percentile"], mine["percentile"], f"{profile} {task} {method} parts")
+            scores[method] = (np.dot(w, q) / sum(w), sum(w) / sum(abs(v) for v in weights.values()))
+        got = g.set_index("method")
+        _close([v for v, _ in scores.values()], got.loc[list(scores), "value"], f"{profile} {task} scores")
+        _close([c for _, c in scores.values()], got.loc[list(scores), "coverage"], f"{profile} {task} coverage")
+        finite = [m for m, (v, _) in scores.items() if np.isfinite(v)]  # a method with none of the attributes: NaN
+        ranks = stats.rankdata([-round(scores[m][0], 12) for m in finite], method="min")
+        _close(ranks, got.loc[finite, "rank"], f"{profile} {task} chooser ranks")
+        assert got.loc[[m for m in scores if m not in finite], "rank"].isna().all()
     checked = 0
     for task, n in methods.items():
         files = sorted((results / "cards" / task).glob("*.json"))
@@ -245,22 +291,17 @@ def cards_are_traceable(results: Path, methods: dict) -> int:
                         row = attributes[(attributes["task"] == task) & (attributes["method"] == card["method"])
                                          & (attributes["metric"] == m["metric"])]
                         assert len(row) == 1 and row["attribute"].item() == attribute, (f, m["metric"])
+                        assert m["source"] == {"table": row["source_table"].item(), "key": row["source_key"].item()}
                         for k in ("value_mean", "value_sd", "n_models", "rank", "rank_min", "rank_max", "n_methods",
                                   "percentile", "n_separated"):
                             _close(np.nan if m[k] is None else m[k], row[k].item(), f"{f.name} {m['metric']} {k}")
                             checked += 1
-                        if m["source"]["table"].endswith("per_model.csv"):  # the cited rows give the value
-                            v = per_model[(per_model["task"] == task) & (per_model["method"] == card["method"])
-                                          & (per_model["metric"] == m["metric"])]["value"]
-                            _close([v.mean(), v.std(ddof=1) if len(v) > 1 else np.nan],
-                                   [m["value_mean"], np.nan if m["value_sd"] is None else m["value_sd"]],
-                                   f"{f.name} {m['metric']} from per_model.csv")
             for profile, v in card["chooser"].items():
                 row = chooser[(chooser["profile"] == profile) & (chooser["task"] == task)
                               & (chooser["method"] == card["method"]) & (chooser["attribute"] == "score")]
-                _close([np.nan if v["score"] is None else v["score"], np.nan if v["rank"] is None else v["rank"]],
-                       [row["value"].item(), row["rank"].item()], f"{f.name} chooser {profile}")
-                checked += 2
+                _close([np.nan if v[k] is None else v[k] for k in ("score", "rank", "coverage")],
+                       [row["value"].item(), row["rank"].item(), row["coverage"].item()], f"{f.name} {profile}")
+                checked += 3
     return checked
 
 

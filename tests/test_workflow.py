@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from helpers import ROOT, overlay, snakemake, workdir
 from recompute import cards_are_traceable, recompute_all
@@ -24,7 +25,10 @@ def test_end_to_end_and_resume(tmp_path):
                       sensitivity_tasks=all_tasks)
     assert n == 8 + 3 * 12 + 3 * 28  # 28 sensitivity scores per task
     # the saliency cards state no number the pipeline did not measure (tests/recompute.py: cards)
-    assert cards_are_traceable(wd / "results", {"glioma": 6, "knee": 4, "synthetic": 6}) > 1000
+    profiles = yaml.safe_load((ROOT / "config/config.yaml").read_text())["cards"]["priorities"]
+    assert cards_are_traceable(wd / "results", {"glioma": 6, "knee": 4, "synthetic": 6}, profiles) > 1000
+    page = (wd / "results/cards/glioma.html").read_text()  # the report's page: the comparison and every card
+    assert page.count("<h1 id='card-") == 6 and "href='#card-Gradient'" in page
     for task, n in (("glioma", 14), ("knee", 20)):
         meta = json.loads((wd / f"results/{task}/data/meta.json").read_text())
         split = pd.read_csv(wd / f"results/{task}/data/split.csv", dtype={"case": str})
@@ -238,5 +242,5 @@ def test_end_to_end_and_resume(tmp_path):
     for item in ("table2.html", "table3.html", "table4.html", "scorecard.png", "fig5_right_wrong.png",
                  "critical_difference.png", "fig3_perturbation_curves.png", "versions.csv", "table5.html",
                  "degradation_curves.png", "kendall.csv", "viewer/index.html", "table6.html",
-                 "sensitivity_randomisation.png", "findings.csv", "chooser.html", "attributes.csv"):
+                 "sensitivity_randomisation.png", "findings.csv", "chooser.html", "attributes.csv", "glioma.html"):
         assert item in html, item

@@ -41,8 +41,8 @@ def card_provenance(config_path, versions_path, repo_dir) -> dict:
     import subprocess
 
     try:
-        commit = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown (not a git checkout)"
+        commit = subprocess.run(["git", "-C", str(repo_dir), "describe", "--always", "--dirty", "--abbrev=7"],
+                                capture_output=True, text=True, timeout=10).stdout.strip() or "unknown (not a git checkout)"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown (git not available)"
     versions = pd.read_csv(versions_path, dtype=str)

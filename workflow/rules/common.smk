@@ -473,16 +473,17 @@ CARDS = {
 
 
 def cards_outputs():
-    """The attribute and chooser tables, the chooser's page, and per task a folder of cards with its comparison
-    page (index.html, the report's entry to the folder)."""
+    """The attribute and chooser tables, the chooser's page, per task a folder of card files (JSON, Markdown, HTML
+    and an index) and a self-contained page with the comparison and every card (the report's; Snakemake's HTML
+    report cannot hold a folder)."""
     return {
         **CARDS,
         "attributes": report(CARDS["attributes"], caption="../report/cards.rst", category=CARDS_CATEGORY),
         "chooser_html": report(CARDS["chooser_html"], caption="../report/chooser.rst", category=CARDS_CATEGORY),
+        **{f"cards_{t}": directory(f"{RESULTS}/cards/{t}") for t in TASKS},
         **{
-            f"cards_{t}": report(
-                directory(f"{RESULTS}/cards/{t}"),
-                htmlindex="index.html",
+            f"page_{t}": report(
+                f"{RESULTS}/cards/{t}.html",
                 caption="../report/cards.rst",
                 category=CARDS_CATEGORY,
                 subcategory=t,
@@ -533,5 +534,5 @@ def all_targets():
     targets += [f"{RESULTS}/figures/critical_difference_{k}.png" for k in ("localisation", "sensitivity")]
     targets += [p for name in TABLE_CAPTIONS for p in table_outputs(name).values()]
     targets += [f"{RESULTS}/tables/scorecard.csv", f"{RESULTS}/figures/scorecard.png", f"{RESULTS}/report/versions.csv"]
-    targets += list(CARDS.values()) + [f"{RESULTS}/cards/{t}" for t in TASKS]
+    targets += list(CARDS.values()) + [f"{RESULTS}/cards/{t}{ext}" for t in TASKS for ext in ("", ".html")]
     return targets

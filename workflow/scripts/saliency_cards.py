@@ -29,14 +29,16 @@ with job_log(snakemake.log[0]) as log:
     provenance = card_provenance(sm.input.config, sm.input.versions, Path(sm.scriptdir).parents[1])
     for task in p.tasks:
         methods, overrides = p.methods[task], p.params[task]
+        cards = [card(task, METHODS[name], method_params(name, kind_of(sm.config, task).layout, overrides.get(name)),
+                      attributes, chooser, p.g5_seconds, provenance) for name in methods]
         with atomic_dir(sm.output[f"cards_{task}"]) as tmp:
-            for name in methods:
-                params = method_params(name, kind_of(sm.config, task).layout, overrides.get(name))
-                c = card(task, METHODS[name], params, attributes, chooser, p.g5_seconds, provenance)
-                (Path(tmp) / f"{name}.json").write_text(card_json(c), encoding="utf-8")
-                (Path(tmp) / f"{name}.md").write_text(card_markdown(c), encoding="utf-8")
-                (Path(tmp) / f"{name}.html").write_text(card_html(c), encoding="utf-8")
+            for c in cards:
+                (Path(tmp) / f"{c['method']}.json").write_text(card_json(c), encoding="utf-8")
+                (Path(tmp) / f"{c['method']}.md").write_text(card_markdown(c), encoding="utf-8")
+                (Path(tmp) / f"{c['method']}.html").write_text(card_html(c), encoding="utf-8")
             (Path(tmp) / "index.html").write_text(comparison_html(task, attributes, methods), encoding="utf-8")
+        with atomic_path(sm.output[f"page_{task}"]) as tmp:
+            Path(tmp).write_text(comparison_html(task, attributes, methods, cards), encoding="utf-8")
         log.info("%s: %d cards", task, len(methods))
     sections = chooser_sections(chooser, attributes, nemenyi, p.priorities, p.alpha)
     for key, text in (("chooser_md", chooser_markdown(sections)), ("chooser_html", chooser_html(sections))):

@@ -5,13 +5,16 @@ Every number a card states is a row of `attribute_table` (results/cards/attribut
 (results/cards/chooser.csv):
 - value: mean ± sd over the models (seeds) of the per-model mean (results/statistics/per_model.csv; seconds per case
   from Table 4's timing table; the informativeness ρ from the plausibility stage, pooled over the models);
-- rank: 1 = best by the metric's declared direction, among the methods with a value on the task (average rank for
-  ties), and its range over the models; percentile = (n − rank) / (n − 1), 1 = best;
-- better_than_others and n_separated: the Friedman + Nemenyi marks of the statistics stage (how many methods the
-  Nemenyi test separates it from at the configured α).
+- rank: 1 = best by the metric's declared direction, among the methods with a value on the task (tied methods share
+  the best rank of their tie: nine deterministic methods with ρ = 1 are all first), and its range over the models
+  (where there are two or more); percentile = (n − rank) / (n − 1), 1 = best;
+- better_than_others and n_separated: the Friedman + Nemenyi marks of the statistics stage (in the top group that
+  Nemenyi separates from all others; how many methods with a worse mean rank the Nemenyi test separates it from at
+  the configured α, where the Friedman test rejects at α).
 The chooser's score of a method is the weighted mean of its attributes' percentiles (each attribute by its first
 metric the task has), Σ |w_a| q_a / Σ |w_a| over the attributes it has, q_a = percentile for w_a > 0 and
-1 − percentile for w_a < 0 (preferring the other direction).
+1 − percentile for w_a < 0 (preferring the other direction); `coverage` = the share of the profile's weight the
+method has values for (Gradient, say, has no hyperparameters to depend on), shown beside every score.
 """
 
 from __future__ import annotations
@@ -51,13 +54,15 @@ COLUMNS = ["task", "method", "attribute", "category", "metric", "better", "value
            "source_table", "source_key"]
 
 
-def _ranks(values: pd.Series, higher: bool) -> pd.Series:
-    """1 = best; average rank for ties; NaN stays NaN."""
-    return values.rank(ascending=not higher, method="average")
+def _ranks(values, higher: bool):
+    """1 = best; ties share the best rank of the tie; NaN stays NaN (a Series, or a DataFrame column-wise)."""
+    return values.rank(ascending=not higher, method="min")
 
 
 def _percentile(rank: float, n: int) -> float:
-    return float((n - rank) / (n - 1)) if n > 1 and np.isfinite(rank) else (1.0 if n == 1 else np.nan)
+    if not np.isfinite(rank):
+        return np.nan
+    return float((n - rank) / (n - 1)) if n > 1 else 1.0
 
 
 def _rows_for(task: str, metric: str, better: str, stats: pd.DataFrame, table: str, key: str,
@@ -80,9 +85,15 @@ def _rows_for(task: str, metric: str, better: str, stats: pd.DataFrame, table: s
     return rows
 
 
-def _separated(nemenyi: pd.DataFrame, task: str, metric: str, alpha: float) -> dict:
-    n = nemenyi[(nemenyi["task"] == task) & (nemenyi["metric"] == metric) & (nemenyi["method_a"] != nemenyi["method_b"])]
-    return (n["p"] < alpha).groupby(n["method_a"]).sum().astype(int).to_dict()
+def _separated(nemenyi: pd.DataFrame, marks: pd.DataFrame, alpha: float) -> dict:
+    """Per method: the methods with a worse Friedman mean rank that Nemenyi separates it from at α (none where the
+    Friedman test does not reject)."""
+    if marks.empty or not (marks["friedman_p"] < alpha).any():
+        return dict.fromkeys(marks.index, 0)
+    rank = marks["mean_rank"]
+    hits = nemenyi[(nemenyi["p"] < alpha) & nemenyi["method_a"].isin(rank.index) & nemenyi["method_b"].isin(rank.index)]
+    hits = hits[hits["method_a"].map(rank) < hits["method_b"].map(rank)]
+    return {m: int((hits["method_a"] == m).sum()) for m in marks.index}
 
 
 def attribute_table(metrics: pd.DataFrame, per_model: pd.DataFrame, nemenyi: pd.DataFrame, timing: dict,
@@ -95,11 +106,13 @@ def attribute_table(metrics: pd.DataFrame, per_model: pd.DataFrame, nemenyi: pd.
         better = g["better"].iloc[0]
         stats = g.groupby("method")["value"].agg(value_mean="mean", value_sd="std", n_models="count")
         wide = g.pivot_table(index="method", columns="seed", values="value")
-        per_seed = wide.rank(ascending=better != "higher", method="average")  # each model's ranks
-        stats["rank_min"], stats["rank_max"] = per_seed.min(axis=1), per_seed.max(axis=1)
+        if wide.shape[1] > 1:  # each model's ranks: their range
+            per_seed = _ranks(wide, better == "higher")
+            stats["rank_min"], stats["rank_max"] = per_seed.min(axis=1), per_seed.max(axis=1)
         marks = metrics[(metrics["task"] == task) & (metrics["metric"] == metric)].set_index("method")
+        pairs = nemenyi[(nemenyi["task"] == task) & (nemenyi["metric"] == metric)]
         rows += _rows_for(task, metric, better, stats, PER_MODEL, "{task}/{method}/{metric}", marks,
-                          _separated(nemenyi, task, metric, alpha))
+                          _separated(pairs, marks, alpha))
     for task, t in timing.items():
         stats = t.set_index("method").rename(columns={"seconds_per_case_mean": "value_mean",
                                                       "seconds_per_case_std": "value_sd"})
@@ -128,8 +141,9 @@ def headline(attributes: pd.DataFrame, task: str, attribute: str) -> str | None:
 
 
 def choose(attributes: pd.DataFrame, profiles: dict) -> pd.DataFrame:
-    """Long rows (profile, task, method, attribute, metric, weight, percentile, contribution) and one row per method
-    with attribute `score` (value = the weighted mean, rank 1 = best)."""
+    """Long rows (profile, task, method, attribute, metric, weight, percentile, value = contribution) and one row per
+    method with attribute `score` (value = the weighted mean, rank 1 = best, coverage = the share of the profile's
+    weight it has values for)."""
     rows = []
     for profile, weights in profiles.items():
         for task in sorted(attributes["task"].unique()):
@@ -147,15 +161,19 @@ def choose(attributes: pd.DataFrame, profiles: dict) -> pd.DataFrame:
                 total = sum(abs(w) for _, _, w, _, _ in parts)
                 for a, metric, w, p, q in parts:
                     rows.append({"profile": profile, "task": task, "method": method, "attribute": a, "metric": metric,
-                                 "weight": w, "percentile": p, "value": abs(w) * q / total, "rank": np.nan})
-                scores[method] = sum(abs(w) * q for _, _, w, _, q in parts) / total if total else np.nan
-            s = pd.Series(scores, dtype=float).round(DECIMALS)
+                                 "weight": w, "percentile": p, "value": abs(w) * q / total, "rank": np.nan,
+                                 "coverage": np.nan})
+                scores[method] = (sum(abs(w) * q for _, _, w, _, q in parts) / total if total else np.nan,
+                                  total / sum(abs(float(w)) for w in weights.values()))
+            s = pd.Series({m: v for m, (v, _) in scores.items()}, dtype=float).round(DECIMALS)
             rank = s.rank(ascending=False, method="min")
             rows += [{"profile": profile, "task": task, "method": m, "attribute": "score", "metric": "",
-                      "weight": np.nan, "percentile": np.nan, "value": s[m], "rank": rank[m]} for m in s.index]
+                      "weight": np.nan, "percentile": np.nan, "value": s[m], "rank": rank[m],
+                      "coverage": scores[m][1]} for m in s.index]
     table = pd.DataFrame(rows, columns=["profile", "task", "method", "attribute", "metric", "weight", "percentile",
-                                        "value", "rank"])
-    table["value"] = table["value"].astype(float).round(DECIMALS)
+                                        "value", "rank", "coverage"])
+    for c in ("value", "coverage"):
+        table[c] = table[c].astype(float).round(DECIMALS)
     return table
 
 
@@ -170,8 +188,13 @@ def trade_offs(attributes: pd.DataFrame, task: str, method: str) -> tuple[list[s
     return high, low
 
 
-def separable(nemenyi: pd.DataFrame, task: str, metrics: list[str], a: str, b: str, alpha: float) -> list[str]:
-    """The metrics on which the Nemenyi test separates methods a and b at α."""
+def separable(nemenyi: pd.DataFrame, attributes: pd.DataFrame, task: str, metrics: list[str], a: str, b: str,
+              alpha: float) -> tuple[list[str], list[tuple[str, str]]]:
+    """Of `metrics`, those with a Nemenyi test of methods a and b, and the (metric, better method) pairs it separates
+    at α (the better one by the metric's rank)."""
     n = nemenyi[(nemenyi["task"] == task) & nemenyi["metric"].isin(metrics) & (nemenyi["method_a"] == a)
-                & (nemenyi["method_b"] == b) & (nemenyi["p"] < alpha)]
-    return sorted(n["metric"].unique())
+                & (nemenyi["method_b"] == b)]
+    rank = attributes[attributes["task"] == task].set_index(["method", "metric"])["rank"]
+    won = [(m, a if rank.get((a, m), np.inf) < rank.get((b, m), np.inf) else b)
+           for m in sorted(n.loc[n["p"] < alpha, "metric"].unique())]
+    return sorted(n["metric"].unique()), won

@@ -75,8 +75,8 @@ def card(task: str, method, params: dict, attributes: pd.DataFrame, chooser: pd.
             entry["within_g5"] = bool(entries[0]["value_mean"] <= g5_seconds)
         out[a.category][a.name] = entry
     scores = chooser[(chooser["task"] == task) & (chooser["method"] == method.name) & (chooser["attribute"] == "score")]
-    out["chooser"] = {r["profile"]: {"score": _plain(r["value"]), "rank": _plain(r["rank"])}
-                      for _, r in scores.iterrows()}
+    out["chooser"] = {r["profile"]: {"score": _plain(r["value"]), "rank": _plain(r["rank"]),
+                                     "coverage": _plain(r["coverage"])} for _, r in scores.iterrows()}
     out["provenance"] = provenance
     return out
 
@@ -88,7 +88,7 @@ def _fmt(v, digits=3) -> str:
 def _metric_text(e: dict) -> str:
     sd = f" ± {_fmt(e['value_sd'])}" if e["value_sd"] is not None else ""
     span = f", {_fmt(e['rank_min'])}–{_fmt(e['rank_max'])} across models" if e["rank_min"] is not None else ""
-    star = " ∗ significantly better than all others" if e["better_than_others"] else ""
+    star = " ∗ in the top group Nemenyi separates from all others" if e["better_than_others"] else ""
     return (f"{e['label']}: {_fmt(e['value_mean'])}{sd} ({e['better']} is better); rank {_fmt(e['rank'])} of "
             f"{e['n_methods']}{span}{star} [{e['source']['table']}: {e['source']['key']}]")
 
@@ -119,10 +119,11 @@ def card_markdown(c: dict) -> str:
                                  f"{'within' if e['within_g5'] else 'over'}")
         lines.append("")
     if c["chooser"]:
-        lines += ["## Method chooser", ""] + [f"- {p}: score {_fmt(v['score'])}, rank {_fmt(v['rank'])}"
+        lines += ["## Method chooser", ""] + [f"- {p}: score {_fmt(v['score'])}, rank {_fmt(v['rank'])} "
+                                              f"(covers {_fmt(v['coverage'])} of the profile's weight)"
                                               for p, v in c["chooser"].items()] + [""]
     p = c["provenance"]
-    lines.append(f"Provenance: commit {p['commit']}, config md5 {p['config_md5']}.")
+    lines.append(f"Provenance: commit {p['commit']} (when the cards were made), config md5 {p['config_md5']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +133,19 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:1em auto;c
          ".bar span{display:block;height:10px;background:#2a7ab0}.src{color:#777;font-size:11px}")
 
 
+def _relative(table: str) -> str:
+    """A results/... path as seen from a card in results/cards/<task>/ (the links work in the results folder)."""
+    return "../../" + table.removeprefix("results/")
+
+
 def card_html(c: dict) -> str:
+    """A self-contained page of one card."""
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(c['method'])} — {html.escape(c['task'])}</title>"
+            f"<style>{STYLE}</style>" + card_body(c))
+
+
+def card_body(c: dict) -> str:
+    """One card as an HTML fragment: a compact row per attribute metric with its rank bar."""
     esc = html.escape
     rows = []
     for category in ("methodology", "sensitivity", "perceptibility"):
@@ -156,19 +169,21 @@ def card_html(c: dict) -> str:
                     + f" <span class=src>{esc(m['better'])} is better</span></td>"
                     f"<td><span class=bar title='percentile {width}'><span style='width:{width}%'></span></span> "
                     f"{_fmt(m['rank'])}/{m['n_methods']}{span}{' ∗' if m['better_than_others'] else ''}</td>"
-                    f"<td class=src>{esc(m['source']['table'])}<br>{esc(m['source']['key'])}</td></tr>")
+                    f"<td class=src><a href='{esc(_relative(m['source']['table']))}'>{esc(m['source']['table'])}</a>"
+                    f"<br>{esc(m['source']['key'])}</td></tr>")
     p = c["provenance"]
-    return (f"<!doctype html><meta charset=utf-8><title>{esc(c['method'])} — {esc(c['task'])}</title>"
-            f"<style>{STYLE}</style><h1>{esc(c['method'])} <small>on {esc(c['task'])}</small></h1>"
+    return (f"<h1 id='card-{esc(c['method'])}'>{esc(c['method'])} <small>on {esc(c['task'])}</small></h1>"
             f"<p>{esc(c['methodology']['about'])}</p><p class=src>captum {esc(c['captum']['class'])} "
             f"{esc(str(c['captum']['version']))}; " + esc(", ".join(f"{k}={v}" for k, v in c["parameters"].items()))
             + "</p><table>" + "".join(rows) + "</table><p class=src>Bar: rank percentile among the task's methods "
-            "(full = best); ∗ significantly better than all others (Friedman + Nemenyi). "
-            f"Commit {esc(p['commit'])}, config md5 {esc(p['config_md5'])}.</p>")
+            "(full = best); ∗ in the top group that Friedman + Nemenyi separate from all others. "
+            f"Commit {esc(p['commit'])} (when the cards were made), config md5 {esc(p['config_md5'])}.</p>")
 
 
-def comparison_html(task: str, attributes: pd.DataFrame, methods: list[str]) -> str:
-    """Methods x measured attributes (headline metric), cells coloured by rank percentile; links to the cards."""
+def comparison_html(task: str, attributes: pd.DataFrame, methods: list[str], cards: list[dict] | None = None) -> str:
+    """Methods x measured attributes (headline metric), cells coloured by rank percentile, each method linking to
+    its card: the card files next to the page, or with `cards` every card on the page itself (self-contained: the
+    report's page of the task)."""
     esc = html.escape
     heads = [(a, headline(attributes, task, a)) for a in MEASURED]
     heads = [(a, m) for a, m in heads if m]
@@ -185,44 +200,52 @@ def comparison_html(task: str, attributes: pd.DataFrame, methods: list[str]) -> 
                              f"{r['n_methods']}'>{_fmt(_plain(r['value_mean']))}</td>")
             else:
                 cells.append("<td>–</td>")
-        body.append(f"<tr><th><a href='{esc(method)}.html'>{esc(method)}</a></th>{''.join(cells)}</tr>")
+        href = f"#card-{method}" if cards else f"{method}.html"
+        body.append(f"<tr><th><a href='{esc(href)}'>{esc(method)}</a></th>{''.join(cells)}</tr>")
     header = "".join(f"<th>{esc(a.replace('_', ' '))}<br><span class=src>{esc(label(m))}</span></th>"
                      for a, m in heads)
     return (f"<!doctype html><meta charset=utf-8><title>Saliency cards — {esc(task)}</title><style>{STYLE}</style>"
             f"<h1>Saliency cards: {esc(task)}</h1><p>Each attribute's headline metric per method; colour = rank "
             "percentile among the methods (green best, red worst). A method's name opens its card.</p>"
-            f"<table><tr><th>method</th>{header}</tr>{''.join(body)}</table>")
+            f"<table><tr><th>method</th>{header}</tr>{''.join(body)}</table>"
+            + "".join(f"<hr>{card_body(c)}" for c in cards or []))
 
 
 def chooser_sections(chooser: pd.DataFrame, attributes: pd.DataFrame, nemenyi: pd.DataFrame, profiles: dict,
                      alpha: float, top: int = 3) -> list[dict]:
-    """Per priority profile and task: the top methods with score, rank and trade-offs, and whether the Nemenyi test
-    separates the first from the next ones on the prioritised attributes' metrics."""
+    """Per priority profile and task: the top methods with score, rank, coverage and trade-offs, and what the Nemenyi
+    test says of the first against the next ones on the prioritised attributes' metrics."""
     out = []
     for profile, weights in profiles.items():
-        for task in sorted(chooser["task"].unique()):
+        for task in sorted(attributes["task"].unique()):
             s = chooser[(chooser["profile"] == profile) & (chooser["task"] == task) & (chooser["attribute"] == "score")]
             s = s.dropna(subset=["value"]).sort_values(["rank", "method"])
+            sec = {"profile": profile, "weights": weights, "task": task, "ranked": [], "verdicts": []}
+            out.append(sec)
             if s.empty:
+                sec["verdicts"] = ["No prioritised attribute was measured for this task."]
                 continue
-            ranked = [{"rank": r["rank"], "method": r["method"], "score": r["value"],
-                       "trade_offs": trade_offs(attributes, task, r["method"])} for _, r in s.head(top).iterrows()]
+            sec["ranked"] = [{"rank": r["rank"], "method": r["method"], "score": r["value"], "coverage": r["coverage"],
+                              "trade_offs": trade_offs(attributes, task, r["method"])}
+                             for _, r in s.head(top).iterrows()]
             metrics = [m for m in (headline(attributes, task, a) for a, w in weights.items() if w) if m]
-            best = ranked[0]["method"]
-            verdicts = []
-            for other in [r["method"] for r in ranked[1:]]:
-                on = separable(nemenyi, task, metrics, best, other, alpha)
-                verdicts.append(f"{best} vs {other}: " + (f"separated by Nemenyi (α = {alpha}) on {', '.join(on)}."
-                                                          if on else "the data cannot separate them on the "
-                                                          f"prioritised attributes (Nemenyi, α = {alpha})."))
-            out.append({"profile": profile, "weights": weights, "task": task, "ranked": ranked,
-                        "verdicts": verdicts})
+            best = sec["ranked"][0]["method"]
+            for other in [r["method"] for r in sec["ranked"][1:]]:
+                tested, won = separable(nemenyi, attributes, task, metrics, best, other, alpha)
+                if not tested:
+                    text = "no significance test of the prioritised attributes is available (timing has none)."
+                elif not won:
+                    text = f"the data cannot separate them on {', '.join(tested)} (Nemenyi, α = {alpha})."
+                else:
+                    text = "Nemenyi (α = {}) separates them: {}.".format(
+                        alpha, "; ".join(f"{w} better on {m}" for m, w in won))
+                sec["verdicts"].append(f"{best} vs {other}: {text}")
     return out
 
 
 INTRO = ("Score = weighted mean of each prioritised attribute's rank percentile (1 = best by the attribute's declared "
-         "direction; a negative weight prefers the other end); computational efficiency has no significance test. "
-         "Set your own weights in `cards.priorities`.")
+         "direction; a negative weight prefers the other end), over the attributes a method has values for; coverage = "
+         "the share of the profile's weight those carry. Set your own weights in `cards.priorities`.")
 
 
 def chooser_markdown(sections: list[dict]) -> str:
@@ -231,9 +254,12 @@ def chooser_markdown(sections: list[dict]) -> str:
         if sec["profile"] != profile:
             profile = sec["profile"]
             lines += [f"## Profile `{profile}`: " + ", ".join(f"{a} {w:g}" for a, w in sec["weights"].items()), ""]
-        lines += [f"### {sec['task']}", "", "| rank | method | score | high | low |", "|---|---|---|---|---|"]
-        lines += [f"| {r['rank']:g} | {r['method']} | {r['score']:.3f} | {', '.join(r['trade_offs'][0]) or '–'} | "
-                  f"{', '.join(r['trade_offs'][1]) or '–'} |" for r in sec["ranked"]]
+        lines += [f"### {sec['task']}", ""]
+        if sec["ranked"]:
+            lines += ["| rank | method | score | coverage | high | low |", "|---|---|---|---|---|---|"]
+            lines += [f"| {r['rank']:g} | {r['method']} | {r['score']:.3f} | {r['coverage']:.2f} | "
+                      f"{', '.join(r['trade_offs'][0]) or '–'} | {', '.join(r['trade_offs'][1]) or '–'} |"
+                      for r in sec["ranked"]]
         lines += [""] + sec["verdicts"] + [""]
     return "\n".join(lines) + "\n"
 
@@ -247,10 +273,11 @@ def chooser_html(sections: list[dict]) -> str:
             parts.append(f"<h2>Profile {esc(profile)}: "
                          + esc(", ".join(f"{a} {w:g}" for a, w in sec["weights"].items())) + "</h2>")
         rows = "".join(f"<tr><td>{r['rank']:g}</td><td>{esc(r['method'])}</td><td>{r['score']:.3f}</td>"
-                       f"<td>{esc(', '.join(r['trade_offs'][0]) or '–')}</td>"
+                       f"<td>{r['coverage']:.2f}</td><td>{esc(', '.join(r['trade_offs'][0]) or '–')}</td>"
                        f"<td>{esc(', '.join(r['trade_offs'][1]) or '–')}</td></tr>" for r in sec["ranked"])
-        parts.append(f"<h3>{esc(sec['task'])}</h3><table><tr><th>rank</th><th>method</th><th>score</th>"
-                     f"<th>high</th><th>low</th></tr>{rows}</table>"
+        table = (f"<table><tr><th>rank</th><th>method</th><th>score</th><th>coverage</th><th>high</th><th>low</th>"
+                 f"</tr>{rows}</table>") if rows else ""
+        parts.append(f"<h3>{esc(sec['task'])}</h3>{table}"
                      + "".join(f"<p>{esc(v)}</p>" for v in sec["verdicts"]))
     return f"<!doctype html><meta charset=utf-8><title>Which method?</title><style>{STYLE}</style>" + "".join(parts)
 
