@@ -271,7 +271,7 @@ def cards_are_traceable(results: Path, methods: dict, profiles: dict) -> int:
             w = [abs(weights[a]) for a in mine["attribute"]]
             p_rows = attributes[(attributes["task"] == task) & (attributes["method"] == method)].set_index("metric")
             _close(p_rows.loc[mine["metric"], "percentile"], mine["percentile"], f"{profile} {task} {method} parts")
-            scores[method] = (np.dot(w, q) / sum(w), sum(w) / sum(abs(v) for v in weights.values()))
+            scores[method] = (np.dot(w, q) / sum(w) if w else np.nan, sum(w) / sum(abs(v) for v in weights.values()))
         got = g.set_index("method")
         _close([v for v, _ in scores.values()], got.loc[list(scores), "value"], f"{profile} {task} scores")
         _close([c for _, c in scores.values()], got.loc[list(scores), "coverage"], f"{profile} {task} coverage")
