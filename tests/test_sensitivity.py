@@ -302,3 +302,15 @@ def test_statistics_and_table6_follow_each_scores_direction():
     assert wide.loc["Gradient"].iloc[0].startswith("∗**") and wide.loc["DeepLift"].iloc[0] == "NaN"
     assert wide.loc["Lime"].iloc[0] == f"**{m.loc['Lime', 'mean']:.2f} ± {m.loc['Lime', 'std']:.2f}**"  # top three
     assert set(HEADLINE.values()) >= set(long["metric"])
+
+
+def test_the_attributes_figure_draws_a_score_no_method_has(tmp_path):
+    """The knee's label scores are all left out when every method's other-class map is −map (the SLURM test's
+    method set): the panel says so instead of failing."""
+    from clinxai.report.figures import sensitivity_attributes_figure
+
+    rows = [{"method": m, "case": c, "metric": metric, "value": v, "better": b}
+            for m in ("Gradient", "FeatureAblation") for c in ("a", "b")
+            for metric, v, b in (("label_spearman", np.nan, "lower"), ("minimality_gini", 0.5 + 0.1 * len(m), "higher"))]
+    sensitivity_attributes_figure(pd.DataFrame(rows), "knee", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 5000

@@ -54,4 +54,4 @@ rule train_permuted:
     params:
         cfg=lambda wc: task_setting(config, "training", wc.task),
     script:
-        "../scripts/train_permuted.py"
+        "../scripts/train.py"

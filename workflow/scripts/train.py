@@ -1,4 +1,5 @@
-"""Rule train: one model for a (task, seed)."""
+"""Rules train (one model for a (task, seed)) and train_permuted (the same on permuted labels: the data-randomisation
+test's model)."""
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ with job_log(snakemake.log[0]) as log:
     sm = snakemake
     task = sm.wildcards.task
     out = {k: sm.output[k] for k in ("checkpoint", "history", "predictions", "metrics")}
+    permute = sm.rule == "train_permuted"
     metrics = train_model(task, kind_of(sm.config, task), int(sm.wildcards.seed), Path(sm.input.meta).parent,
-                          sm.params.cfg, out, device=sm.config["training"]["device"], threads=sm.threads)
-    log.info("%s seed %s: test %s", task, sm.wildcards.seed, metrics["test"])
+                          sm.params.cfg, out, device=sm.config["training"]["device"], threads=sm.threads,
+                          permute_labels=permute)
+    log.info("%s seed %s%s: test %s", task, sm.wildcards.seed, ", permuted labels" * permute, metrics["test"])

@@ -209,6 +209,11 @@ def sensitivity_attributes_figure(scores: pd.DataFrame, task: str, path) -> None
     for ax, name in zip(axes.ravel(), names):
         s = scores[scores["metric"] == name]
         higher = s["better"].iloc[0] == "higher"
+        s = s.dropna(subset=["value"])  # e.g. the knee's label scores: the other class's map is −map
+        if s.empty:
+            ax.set_title(f"{METRIC_LABELS.get(name, name)}\n(no method has a value)", fontsize=8)
+            ax.axis("off")
+            continue
         order = list(s.groupby("method")["value"].mean().sort_values(ascending=not higher).index)
         sns.boxplot(data=s, x="value", y="method", order=order, ax=ax, color="0.85", fliersize=2, linewidth=0.8)
         ax.set_title(f"{METRIC_LABELS.get(name, name)}\n({'higher' if higher else 'lower'} is better)", fontsize=8)
