@@ -15,7 +15,7 @@ from helpers import snakemake, workdir
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 GPU_RULES = {"train", "heatmaps", "heatmaps_shard", "feature_removal", "modality_shapley", "synthetic_gan",
-             "synthetic_groundtruth", "sensitivity", "train_permuted"}  # train_permuted takes train's resources
+             "synthetic_groundtruth", "sensitivity_knee", "sensitivity_synthetic"}
 
 
 def cluster_state() -> str:
@@ -69,11 +69,11 @@ def test_tiny_dag_on_slurm(tmp_path, slurm):
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     rules = {j["rule"] for j in jobs}
     assert {"train", "heatmaps", "heatmaps_shard", "feature_removal", "prepare_data", "synthetic_gan",
-            "synthetic_data", "plausibility", "sensitivity", "train_permuted"} <= rules, rules
+            "synthetic_data", "plausibility", "sensitivity_knee", "sensitivity_synthetic"} <= rules, rules
     # GPU rules asked for the GPU, CPU rules for none; light rules never reached the queue (localrules)
     for j in jobs:
         assert j["gpus"] == (1 if j["rule"] in GPU_RULES else 0), j
     assert not rules & {"model_summary", "heatmap_timing", "truthfulness_summary", "synthetic_summary", "all",
                         "informativeness", "method_statistics", "tables", "scorecard", "run_info",
-                        "sensitivity_summary", "fig_sensitivity"}
+                        "sensitivity_summary", "fig_sensitivity", "saliency_cards"}
     assert (wd / "results/tables/table2.md").is_file() and (wd / "results/tables/scorecard.csv").is_file()
