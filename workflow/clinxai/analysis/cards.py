@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .localisation import DECIMALS
+from .localisation import DECIMALS, rounded
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,7 @@ def attribute_table(metrics: pd.DataFrame, per_model: pd.DataFrame, nemenyi: pd.
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("attribute", "category")])
     table["attribute"] = table["metric"].map(lambda m: where[m].name)
     table["category"] = table["metric"].map(lambda m: where[m].category)
-    for c in ("value_mean", "value_sd", "percentile"):
-        table[c] = table[c].astype(float).round(DECIMALS)
+    table = rounded(table, ("value_mean", "value_sd", "percentile"))
     return table[COLUMNS].sort_values(["task", "method", "attribute", "metric"]).reset_index(drop=True)
 
 
@@ -172,9 +171,7 @@ def choose(attributes: pd.DataFrame, profiles: dict) -> pd.DataFrame:
                       "coverage": scores[m][1]} for m in s.index]
     table = pd.DataFrame(rows, columns=["profile", "task", "method", "attribute", "metric", "weight", "percentile",
                                         "value", "rank", "coverage"])
-    for c in ("value", "coverage"):
-        table[c] = table[c].astype(float).round(DECIMALS)
-    return table
+    return rounded(table, ("value", "coverage"))
 
 
 def trade_offs(attributes: pd.DataFrame, task: str, method: str) -> tuple[list[str], list[str]]:

@@ -39,13 +39,13 @@ def degradation_case_scores(curves: pd.DataFrame) -> pd.DataFrame:
         if base["status"] == STATUS_NONFINITE:  # a failed map was perturbed in random order: no score of its own
             values = dict.fromkeys(values, float("nan"))
         rows += [{**base, "metric": k, "value": v, "better": DEGRADATION[k]} for k, v in values.items()]
-    return _rounded(pd.DataFrame(rows))
+    return rounded(pd.DataFrame(rows))
 
 
 def localisation_case_scores(table: pd.DataFrame) -> pd.DataFrame:
     """The pooled ("all" modalities) rows of the localisation stage's long tables."""
     pooled = table[table["modality"] == "all"]
-    return _rounded(pooled[KEYS + ["status", "metric", "value", "better"]].reset_index(drop=True))
+    return rounded(pooled[KEYS + ["status", "metric", "value", "better"]].reset_index(drop=True))
 
 
 def ds_c_table(scores: pd.DataFrame, alpha: float = 1.0) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def ds_c_table(scores: pd.DataFrame, alpha: float = 1.0) -> pd.DataFrame:
         rows.append({"task": task, "seed": seed, "method": method, "n": int(g["value"].notna().sum()),
                      "ds": r["ds"], "delta": r["delta"], "ds_c": r["ds_c"], "alpha": alpha,
                      **{f"ds_class{y}": v for y, v in r["per_class"].items()}})
-    return _rounded(pd.DataFrame(rows), ["ds", "delta", "ds_c"] + [c for r in rows for c in r if c.startswith("ds_cl")])
+    return rounded(pd.DataFrame(rows), ["ds", "delta", "ds_c"] + [c for r in rows for c in r if c.startswith("ds_cl")])
 
 
 def method_summary(scores: pd.DataFrame, ds_c: pd.DataFrame) -> pd.DataFrame:
@@ -70,7 +70,8 @@ def method_summary(scores: pd.DataFrame, ds_c: pd.DataFrame) -> pd.DataFrame:
                                                         "n"]]
 
 
-def _rounded(table: pd.DataFrame, columns=("value",)) -> pd.DataFrame:
+def rounded(table: pd.DataFrame, columns=("value",)) -> pd.DataFrame:
+    """`columns` rounded to DECIMALS, so that equal quantities from different float paths tie in rankings."""
     table = table.copy()
     for c in columns:
         if c in table:
@@ -86,7 +87,7 @@ def road_comparison(curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     per_model = [{"task": t, "seed": s, "method": m, "replacement": r, **delta_aupc(g)}
                  for (t, s, m, r), g in curves.groupby(["task", "seed", "method", "replacement"], sort=True)]
-    per_model = _rounded(pd.DataFrame(per_model), ["delta_aupc"])
+    per_model = rounded(pd.DataFrame(per_model), ["delta_aupc"])
     summary = per_model.groupby(["task", "method", "replacement"])["delta_aupc"].agg(["mean", "std", "count"])
     summary = summary.rename(columns={"count": "n_models"}).reset_index()
     summary["rank"] = summary.groupby("replacement")["mean"].rank(ascending=False, method="average")

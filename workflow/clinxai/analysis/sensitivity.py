@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .localisation import DECIMALS
+from .localisation import rounded
 
 SIMILARITY_BETTER = {"input": "higher", "determinism": "higher", "hyperparameters": "higher", "model": "lower",
                      "data": "lower", "label": "lower"}
@@ -66,8 +66,7 @@ def case_scores(raw: pd.DataFrame) -> pd.DataFrame:
     per_setting = rows.groupby(keys + ["setting"], dropna=False)["value"].mean()
     scores = per_setting.groupby(level=list(range(len(keys))), dropna=False).mean().reset_index()
     scores["metric"] = [score_name(a, m) for a, m in zip(scores["attribute"], scores["metric"])]
-    scores["value"] = scores["value"].astype(float).round(DECIMALS)
-    return scores[KEYS + ["attribute", "metric", "value", "better"]]
+    return rounded(scores[KEYS + ["attribute", "metric", "value", "better"]])
 
 
 def method_summary(scores: pd.DataFrame) -> pd.DataFrame:
@@ -116,5 +115,6 @@ def hyperparameter_spread(raw: pd.DataFrame) -> pd.DataFrame:
         rows.append({"task": task, "seed": seed, "method": method, "settings": len(v),
                      "delta_aupc_reference": float(v.get("reference", np.nan)), "delta_aupc_min": float(v.min()),
                      "delta_aupc_max": float(v.max()), "delta_aupc_spread": float(v.max() - v.min())})
-    return pd.DataFrame(rows, columns=["task", "seed", "method", "settings", "delta_aupc_reference",
-                                       "delta_aupc_min", "delta_aupc_max", "delta_aupc_spread"]).round(DECIMALS)
+    table = pd.DataFrame(rows, columns=["task", "seed", "method", "settings", "delta_aupc_reference",
+                                        "delta_aupc_min", "delta_aupc_max", "delta_aupc_spread"])
+    return rounded(table, [c for c in table if c.startswith("delta_aupc")])

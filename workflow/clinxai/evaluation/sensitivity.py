@@ -7,7 +7,7 @@ Per model, method and case (a subset of the test set, both classes), every map p
   predicted class is recorded (a finding about the model) and not compared; the others give Spearman, top-10 % IoU
   and SSIM against the original map;
 - max_sensitivity: Quantus 0.6 / Yeh et al. 2019 -- N draws of per-voxel uniform noise in ±r, the largest relative
-  change of the map;
+  change of the raw map (the one score on raw maps: Quantus and LATEC do not post-process);
 - model: Adebayo et al. 2018's cascading randomisation, layers re-initialised from the output down;
 - data: the map of a model trained on permuted labels (when one is given);
 - label: the map of the runner-up class (the other class of a binary task) against the predicted class's; where the
@@ -37,10 +37,8 @@ from torch import nn
 from ..analysis.sensitivity import better
 from ..attribution.explain import case_seed, explain
 from ..attribution.grid import REFERENCE, grid_settings
-from ..attribution.postprocess import STATUS_NONFINITE, is_layer_map, postprocess
 from ..attribution.registry import METHODS
 from ..attribution.supervoxels import compute_masks
-from ..data.cases import modality_shapes
 from ..inference import FlatLayout, Predictor, resolve_device
 from ..io import save_csv
 from ..metrics.minimality import MINIMALITY
@@ -50,7 +48,7 @@ from ..metrics.similarity import mean_pairwise_spearman, relative_change, spearm
 from ..models import load_checkpoint
 from ..tasks import VIEWS, TaskKind
 from .perturbation import removal_curves
-from .truthfulness import case_subset, test_set
+from .truthfulness import case_subset, processed_map, test_set
 
 log = logging.getLogger("clinxai.sensitivity")
 SHIFTS = ("bias_field", "rician_noise", "gibbs", "contrast")  # intensity shifts; strengths from config
@@ -223,8 +221,8 @@ def cascade(model: nn.Module, seed: int, depths: int | None = None):
         yield depth, name, randomised
 
 
-# ---- the measurements: `maps(model, xs, idx, targets=None, seed=None, overrides=None, supervoxels=None)` gives the
-# post-processed maps of the job's cases `idx` for inputs `xs` (clinxai.evaluation.sensitivity.CaseMaps) ----
+# ---- the measurements: `maps(model, xs, idx, targets=, seed=, overrides=, supervoxels=, moved=)` gives the
+# post-processed maps of the job's cases `idx` for inputs `xs`, `maps.raw` the raw ones (CaseMaps) ----
 def _rows(case, attribute, setting, draw, values: dict) -> list[dict]:
     return [{"case": case, "attribute": attribute, "setting": setting, "draw": draw, "metric": k, "value": v}
             for k, v in values.items()]
@@ -390,12 +388,7 @@ class CaseMaps:
         return out[at]
 
     def process(self, raw: list, idx) -> list:
-        out = []
-        for parts, i in zip(raw, idx):
-            parts, status = postprocess(parts, modality_shapes(self.inputs[i]), self.post_cfg,
-                                        gradcam=is_layer_map(self.method))
-            out.append([np.zeros_like(p) for p in parts] if status == STATUS_NONFINITE else parts)
-        return out
+        return [processed_map(parts, self.inputs[i], self.method, self.post_cfg)[0] for parts, i in zip(raw, idx)]
 
     def __call__(self, model, xs, idx, **kw) -> list:
         return self.process(self.raw(model, xs, idx, **kw), idx)

@@ -58,16 +58,19 @@ def case_subset(cases: list[str], labels: np.ndarray, inputs: list, n: int | Non
     return [cases[i] for i in picked], labels[picked], [inputs[i] for i in picked]
 
 
+def processed_map(parts, x: tuple, method: str, post_cfg: dict):
+    """(post-processed parts on the input's grid, status) of one map of case inputs `x`; a failed (non-finite) map
+    becomes zeros: nothing is removed for it, and its status flags it."""
+    parts, status = postprocess(parts, modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
+    return ([np.zeros_like(p) for p in parts] if status == STATUS_NONFINITE else parts), status
+
+
 def processed_inputs_maps(maps_path, method: str, cases: list[str], inputs: list, post_cfg: dict):
-    """(case, post-processed map parts on the input's grid, status) of one method's maps of the test cases; a failed
-    (non-finite) map becomes zeros: nothing is removed for it, and its status flags it."""
+    """(case, post-processed map parts, status) of one method's stored maps of the test cases (processed_map)."""
     raw = load_maps(maps_path)
     check_maps(raw, cases, maps_path)
     for case, x in zip(cases, inputs):
-        parts, status = postprocess(raw[case], modality_shapes(x), post_cfg, gradcam=is_layer_map(method))
-        if status == STATUS_NONFINITE:
-            parts = [np.zeros_like(p) for p in parts]
-        yield case, parts, status
+        yield case, *processed_map(raw[case], x, method, post_cfg)
 
 
 def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str], checkpoint, predictions, maps: list,
