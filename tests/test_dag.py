@@ -126,7 +126,7 @@ def test_editing_real_data_in_place_reruns_preparation(tmp_path, brats_dir):
 
 def test_a_first_manifest_does_not_redo_a_finished_preparation(tmp_path, brats_dir):
     """Upgrading a run prepared before manifests existed: the new manifest dates from the newest input file."""
-    from clinxai.data.manifest import update_manifest
+    from clinxai.data.input_state import update_manifest
 
     newest = max(p.stat().st_mtime_ns for p in brats_dir.rglob("*") if p.is_file())
     path = update_manifest(tmp_path / "m.tsv", [brats_dir])

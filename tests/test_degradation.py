@@ -18,9 +18,10 @@ REGION[[3, 7, 11, 60, 61]] = True  # the voxels the toy model looks at, in both 
 
 
 def region_model(batch: torch.Tensor):
-    """p(class 1) grows with the signal in REGION only: (prob1, pred) like clinxai.inference.Predictor."""
+    """p(class 1) grows with the signal in REGION only: (class probabilities, pred) like
+    clinxai.inference.Predictor."""
     p1 = torch.sigmoid(4 * (batch[:, torch.from_numpy(REGION)].sum(1) - 2.5)).numpy()
-    return p1, (p1 > 0.5).astype(int)
+    return np.stack([1 - p1, p1], axis=1), (p1 > 0.5).astype(int)
 
 
 def test_removal_step_by_hand():
@@ -47,7 +48,7 @@ def test_batched_curves_equal_the_reference_form_and_share_what_does_not_depend_
     for table, maps in ((t_good, good), (t_bad, bad)):
         for case, x, m in zip(["a", "b"], xs, maps):
             def predict(batch):
-                return region_model(torch.from_numpy(np.asarray(batch, np.float32)))[0]
+                return region_model(torch.from_numpy(np.asarray(batch, np.float32)))[0][:, 1]
 
             morf, lerf = morf_lerf_curves(predict, x, m, lambda v, r: np.where(r, 0.0, v), 10, 10, case)
             c = table[table["case"] == case]

@@ -8,7 +8,8 @@ import jsonschema
 import yaml
 
 from . import ClinxaiError
-from .tasks import KINDS, RENAMED_KEYS, RESERVED_NAMES, kind_name, kind_of, source_task, task_setting, task_title
+from .tasks import (KINDS, RENAMED_KEYS, RESERVED_NAMES, checkpoints, data_source, kind_name, kind_of, source_task,
+                    supplied_model, task_setting, task_title)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -133,7 +134,7 @@ def _check_phantoms(config: dict, tasks: list[str]) -> None:
     first = {}
     for task in tasks:
         kind, cfg = kind_of(config, task), config["data"][task]
-        if kind.phantom is None or cfg.get("source") != "phantom":
+        if kind.phantom is None or data_source(config, task) != "phantom":
             continue
         other = first.setdefault(kind.phantom, task)
         if cfg["phantom"] != config["data"][other]["phantom"]:
@@ -156,10 +157,16 @@ def _rename_old_keys(config: dict) -> None:
 
 def _check_data_paths(config: dict, task: str) -> None:
     cfg = config["data"][task]
-    key_file = kind_of(config, task).sources.get(cfg.get("source"))
+    key_file = kind_of(config, task).sources.get(data_source(config, task))
     if key_file is None:
         return
     key, marker = key_file
+    if marker is None:  # the key names the file itself (the manifest kind's CSV)
+        if not Path(cfg[key]).is_file():
+            raise ConfigError(f"config key data.{task}.{key} = {cfg[key]!r}: file not found. Point it at the "
+                              "task's manifest CSV (relative paths: from the directory snakemake runs in).")
+        _check_supplied_model(config, task)
+        return
     root = Path(cfg[key])
     if not (root / marker).is_file():
         raise ConfigError(f"config key data.{task}.{key} = {cfg[key]!r}: {root / marker} not found. "
@@ -168,6 +175,21 @@ def _check_data_paths(config: dict, task: str) -> None:
     if boxes and not Path(boxes).is_dir():
         raise ConfigError(f"config key data.{task}.boxes_dir = {boxes!r}: folder not found "
                           "(set it to null to run without menisci boxes).")
+
+
+def _check_supplied_model(config: dict, task: str) -> None:
+    """A supplied model's checkpoints and code folder exist (the model itself is checked by rule import_model)."""
+    model = supplied_model(config, task)
+    if model is None:
+        return
+    for i, path in enumerate(checkpoints(model), 1):
+        if not Path(path).is_file():
+            raise ConfigError(f"config key data.{task}.model.checkpoint: {path!r} (model {i}) not found. Point it "
+                              "at the state_dict file saved with torch.save(model.state_dict(), path).")
+    folder = model.get("python_path")
+    if folder and not Path(folder).is_dir():
+        raise ConfigError(f"config key data.{task}.model.python_path = {folder!r}: folder not found. Point it at "
+                          "the folder that holds the package or module of model.factory.")
 
 
 def _check_methods(config: dict) -> None:
@@ -372,7 +394,9 @@ def sensitivity_cfg(config: dict, task: str) -> dict:
     s = config["sensitivity"]
     removal = removal_cfg(config, task) if task in (s["hyperparameters"]["delta_aupc"] or []) else None
     return {"max_cases": s["max_cases"], "repeats": s["determinism"]["repeats"], "depths": s["randomisation"]["depths"],
-            "input": {"draws": s["input"]["draws"], "shifts": s["input"]["shifts"]},
+            # a shift set to null is off (an overlay cannot delete a key of the shipped config)
+            "input": {"draws": s["input"]["draws"],
+                      "shifts": {k: v for k, v in s["input"]["shifts"].items() if v is not None}},
             "max_sensitivity": s["max_sensitivity"], "batch_size": config["heatmaps"]["batching"]["batch_size"],
             "removal": removal}
 

@@ -70,7 +70,7 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 
 
 class Predictor:
-    """Class-1 probabilities and predicted classes of a model for batches of flat inputs.
+    """Class probabilities (B x classes) and predicted classes of a model for batches of flat inputs.
 
     `fast=True` folds BatchNorm into the convolutions and uses the channels-last memory layout: about 2x faster on
     CPU for the same predictions (up to float rounding; the test suite checks agreement).
@@ -94,7 +94,7 @@ class Predictor:
         if self.memory_format is not None:
             x = tuple(t.contiguous(memory_format=self.memory_format) for t in x)
         prob = torch.softmax(self.model(*x).float(), dim=1).cpu().numpy()
-        return prob[:, 1], prob.argmax(1)
+        return prob, prob.argmax(1)
 
 
 class Batcher:
@@ -112,8 +112,8 @@ class Batcher:
 
     def flush(self) -> None:
         if self.inputs:
-            prob1, pred = self.predict(torch.cat(self.inputs))
-            self.results += list(zip(self.keys, prob1, pred))
+            prob, pred = self.predict(torch.cat(self.inputs))
+            self.results += list(zip(self.keys, prob, pred))
             self.inputs, self.keys = [], []
 
 

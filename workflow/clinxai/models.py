@@ -1,6 +1,7 @@
 """The three classifiers of SPEC §2, from torch and MONAI (no torchvision).
 
-Every model returns two class logits, so later stages treat all tasks alike (softmax, target = predicted class).
+Every model returns class logits (two for the demo's tasks; a manifest task may have more), so later stages treat all
+tasks alike (softmax, target = predicted class).
 The knee network has one logit z internally and returns (-z/2, z/2): softmax of that is (1 - sigmoid z, sigmoid z),
 cross-entropy on it equals binary cross-entropy on z, and both class logits depend on the input, so a heatmap for
 the predicted class "no tear" is not identically zero (as it would be with (0, z)).
@@ -95,15 +96,21 @@ class KneeNet(nn.Module):
         return torch.cat([-z / 2, z / 2], dim=1)
 
 
+def _classes(meta: dict) -> dict:
+    """`n_classes` in an architecture only beyond two classes: the checkpoints of binary tasks keep their arch."""
+    n = int(meta.get("n_classes", 2))
+    return {"n_classes": n} if n != 2 else {}
+
+
 def _genenet_arch(model_cfg: dict, meta: dict) -> dict:
     return {"in_channels": len(meta["channels"]), "grid": list(meta["grid"]), "widths": list(model_cfg["widths"]),
-            "fc": int(model_cfg["fc"])}
+            "fc": int(model_cfg["fc"]), **_classes(meta)}
 
 
 def _densenet(arch: dict) -> nn.Module:
     from monai.networks.nets import DenseNet  # MONAI's DenseNet; defaults DenseNet121 (the paper's)
 
-    return DenseNet(spatial_dims=2, in_channels=arch["in_channels"], out_channels=2,
+    return DenseNet(spatial_dims=2, in_channels=arch["in_channels"], out_channels=arch.get("n_classes", 2),
                     init_features=arch.get("init_features", 64), growth_rate=arch.get("growth_rate", 32),
                     block_config=tuple(arch.get("block_config", DENSENET121_BLOCKS)))
 
@@ -111,7 +118,7 @@ def _densenet(arch: dict) -> nn.Module:
 def _densenet_arch(model_cfg: dict, meta: dict) -> dict:
     return {"in_channels": len(meta["channels"]), "init_features": int(model_cfg.get("init_features", 64)),
             "growth_rate": int(model_cfg.get("growth_rate", 32)),
-            "block_config": [int(b) for b in model_cfg.get("block_config", DENSENET121_BLOCKS)]}
+            "block_config": [int(b) for b in model_cfg.get("block_config", DENSENET121_BLOCKS)], **_classes(meta)}
 
 
 class ModelFamily:
@@ -123,25 +130,41 @@ class ModelFamily:
 
     def gradcam_layer(self, model: nn.Module, which: str = "last") -> nn.Module:
         """`which`: "last" (the default) or "previous", the block before it (the hyperparameter grid)."""
-        if self._layers["last"] is None:
-            raise ClinxaiError("GradCAM/GuidedGradCAM need one convolutional layer; this model has none (the knee "
-                               "network has one per view). Exclude them for this task in heatmaps.exclude.")
-        if self._layers.get(which) is None:
-            raise ClinxaiError(f"GradCAM layer {which!r}: this model family names only "
-                               f"{[k for k, v in self._layers.items() if v is not None]}.")
-        return self._layers[which](model)
+        find = self._layers.get(which)
+        layer = None if find is None else find(model)
+        if layer is None and which == "last":
+            raise ClinxaiError("GradCAM/GuidedGradCAM need one convolutional layer; this model names none (the knee "
+                               "network has one per view; a supplied model: data.<task>.model.gradcam_layer). Exclude "
+                               "them for this task in heatmaps.exclude.")
+        if layer is None:
+            raise ClinxaiError(f"GradCAM layer {which!r}: this model names none (a supplied model: "
+                               "data.<task>.model.gradcam_previous_layer).")
+        return layer
+
+    def has_layer(self, model: nn.Module, which: str) -> bool:
+        find = self._layers.get(which)
+        return find is not None and find(model) is not None
 
 
 # The last conv layer's activation before the final pooling (SPEC §3 default; the reference used the block after
 # pooling, a 2x2x2 map). Task kinds name their family in clinxai.tasks.
 MODEL_FAMILIES = {
-    "genenet3d": ModelFamily(lambda a: GeneNet3D(a["in_channels"], a["grid"], tuple(a["widths"]), a["fc"]),
+    "genenet3d": ModelFamily(lambda a: GeneNet3D(a["in_channels"], a["grid"], tuple(a["widths"]), a["fc"],
+                                                 a.get("n_classes", 2)),
                              _genenet_arch, lambda m: m.features[-2],  # ReLU of the last block, before its MaxPool
                              lambda m: m.features[-9]),  # the block before: its ReLU (two convs + pool = 7 modules)
     "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])}),
     "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4,
                               lambda m: m.features.denseblock3),
+    # the user's model (clinxai.plugin): its arch is written by rule import_model, its layers named in config
+    "plugin": ModelFamily(lambda a: _plugin().build(a), None, lambda m: m.layer("last"), lambda m: m.layer("previous")),
 }
+
+
+def _plugin():
+    from . import plugin
+
+    return plugin
 
 
 def build_model(family: str, arch: dict) -> nn.Module:

@@ -15,7 +15,7 @@ stages read; the GradCAM layer comes from the model family.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import ClinxaiError
 
@@ -29,7 +29,8 @@ VIEWS = "views"    # one tensor per view (S x H x W), keyed by view name, fed as
 class ClinicalMask:
     """The region a plausible map highlights (SPEC §5), as stored in the prepared arrays."""
 
-    key: str                                  # npz key ("seg"), or a prefix joined with each view ("box" -> box_axial)
+    key: str | None                           # npz key ("seg"), or a prefix joined with each view ("box" -> box_axial);
+                                              # None: the task has no clinical masks (no plausibility)
     per_view: bool = False                    # one mask per view (VIEWS layout)
     modalities: tuple[str, ...] | None = None  # only these modalities carry the mask (None: every modality)
     dilation: str | None = None               # "axial": per axial slice by a square (plausibility.mask_dilation)
@@ -44,7 +45,8 @@ class TaskKind:
     layout: str                    # VOLUME | SLICE | VIEWS
     modalities: tuple              # channel or view names, in the prepared data's order (as its reader writes them)
     classes: tuple                 # class names by label (0, 1, ...): what a prediction means in words
-    dataset: str                   # reader of the task's data: "brats", "mrnet" (prepare_data), "synthetic" (generated)
+    dataset: str                   # reader of the task's data: "brats", "mrnet", "csv_manifest" (prepare_data),
+                                   # "synthetic" (generated)
     model: str                     # model family in clinxai.models.MODEL_FAMILIES
     truthfulness: str              # "removal": feature removal + modality Shapley; "groundtruth": known importance
     mask: ClinicalMask
@@ -54,6 +56,8 @@ class TaskKind:
     phantom: str | None = None     # phantom dataset built for `source: phantom` (results/phantoms/<phantom>)
     reads_kind: str | None = None  # the kind of task whose data this kind reads (the synthetic GAN: BraTS seg)
     defaults: dict = field(default_factory=dict)  # dotted config path -> value, for per-task keys left out
+    default_source: str | None = None  # `data.<task>.source` when the config leaves it out (the manifest kind)
+    configured: bool = False       # modalities, classes, layout and model come from data.<task> (user_kind)
 
     @property
     def removal(self) -> bool:
@@ -108,6 +112,10 @@ KINDS: dict[str, TaskKind] = {k.name: k for k in (
                                                 "unified_channel": 0},
                        "training": _training({"init_features": 64, "growth_rate": 32,
                                               "block_config": [6, 12, 24, 16]})}),
+    # The user's own data (issue 23): a CSV manifest of NIfTI / .npy files, with the user's model or one the pipeline
+    # trains. Modalities, classes, layout, masks and model are the task's config (user_kind fills them in).
+    TaskKind("manifest", "Manifest", VOLUME, (), (), "csv_manifest", "genenet3d", "removal", ClinicalMask("seg"),
+             "image", -1, sources={"manifest": ("manifest", None)}, default_source="manifest", configured=True),
 )}
 
 # The comparisons of method rankings the paper reports (SPEC §6), by kind: flagged in the Kendall table.
@@ -131,7 +139,58 @@ def kind_name(config: dict, task: str) -> str:
 
 
 def kind_of(config: dict, task: str) -> TaskKind:
-    return KINDS[kind_name(config, task)]
+    kind = KINDS[kind_name(config, task)]
+    return user_kind(kind, config["data"][task]) if kind.configured else kind
+
+
+# The pipeline's own model for a user's data of each layout, when the task supplies none (data.<task>.model)
+OWN_FAMILY = {VOLUME: ("genenet3d", "glioma"), SLICE: ("densenet2d", "synthetic")}
+MANIFEST_DEFAULTS = {"truthfulness.removal.replacement": "zero", "plausibility.phi_normalisation": "max",
+                     "plausibility.mask_dilation": None, "heatmaps.params": {},
+                     "heatmaps.supervoxels": {"n_segments": 50, "compactness": 0.1, "sigma": 2, "unified_channel": 0}}
+
+
+def user_kind(kind: TaskKind, cfg: dict) -> TaskKind:
+    """A configured kind (the manifest) completed by its task's data entry: the user's modalities, classes, layout,
+    clinical mask and model (a plug-in model, or the pipeline's own family for the layout)."""
+    layout = cfg.get("layout", VOLUME)
+    family, like = OWN_FAMILY.get(layout, OWN_FAMILY[VOLUME])
+    model = cfg.get("model")
+    no_cam = model is not None and not model.get("gradcam_layer")
+    n_dims = 3 if layout == VOLUME else 2
+    defaults = {**MANIFEST_DEFAULTS, "truthfulness.metric": cfg.get("metric", "auc"),
+                "heatmaps.postprocess.smooth_sigma": [1] * n_dims,
+                "heatmaps.exclude": ["GradCAM", "GuidedGradCAM"] if no_cam else [],
+                "training": KINDS[like].defaults["training"]}
+    classes = tuple(str(c) for c in cfg.get("classes") or ("0", "1"))
+    return replace(kind, layout=layout, modalities=tuple(cfg.get("modalities") or ()), classes=classes,
+                   model="plugin" if model is not None else family,
+                   mask=ClinicalMask("seg" if cfg.get("mask") else None),
+                   export_axis=-1 if layout == VOLUME else None, defaults=defaults)
+
+
+def data_source(config: dict, task: str) -> str | None:
+    """Where a task's data come from (`data.<task>.source`: phantom, brats, mrnet, manifest; None: generated)."""
+    return config["data"][task].get("source", kind_of(config, task).default_source)
+
+
+def supplied_model(config: dict, task: str) -> dict | None:
+    """The user's model of a task (`data.<task>.model`), which stands in for the trained seeds; None: train one."""
+    return config["data"][task].get("model") if kind_of(config, task).configured else None
+
+
+def task_seeds(config: dict, task: str) -> list[int]:
+    """The models of a task: the configured seeds, or one per checkpoint of a supplied model (1, 2, ...)."""
+    model = supplied_model(config, task)
+    if model is None:
+        return list(config["seeds"])
+    return list(range(1, len(checkpoints(model)) + 1))
+
+
+def checkpoints(model: dict) -> list[str]:
+    """`model.checkpoint`: one path or a list of them."""
+    ckpt = model["checkpoint"]
+    return [ckpt] if isinstance(ckpt, str) else list(ckpt)
 
 
 def task_setting(config: dict, dotted: str, task: str):
@@ -155,20 +214,22 @@ def mask_folder(config: dict, task: str, results: str = "results") -> str | None
     mask, cfg = kind_of(config, task).mask, config["data"][task]
     if mask.folder_key is None:
         return None
-    if cfg.get("source") == "phantom":
+    if data_source(config, task) == "phantom":
         return f"{data_root(config, task, results)}/{mask.phantom_folder}"
     return cfg.get(mask.folder_key)
 
 
 def has_clinical_mask(config: dict, task: str) -> bool:
     """False where a kind's masks come from an optional folder the config leaves out (real MRNet without boxes)."""
-    return kind_of(config, task).mask.folder_key is None or bool(mask_folder(config, task))
+    mask = kind_of(config, task).mask
+    return mask.key is not None and (mask.folder_key is None or bool(mask_folder(config, task)))
 
 
 def data_root(config: dict, task: str, results: str = "results") -> str:
-    """The dataset folder a task reads: the user's real data, or the phantom the workflow builds."""
+    """The dataset a task reads: the user's real data folder (the manifest kind: its CSV file), or the phantom the
+    workflow builds."""
     kind, cfg = kind_of(config, task), config["data"][task]
-    source = cfg.get("source")
+    source = data_source(config, task)
     if source in kind.sources:
         return cfg[kind.sources[source][0]]
     if kind.phantom is None:

@@ -86,7 +86,8 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
     seed_everything(seed)
     split, inputs, meta = load_prepared(data_dir, kind)
     inputs = as_tensors(inputs)
-    arch = MODEL_FAMILIES[kind.model].arch(cfg["model"], meta)
+    n_classes = len(kind.classes)
+    arch = MODEL_FAMILIES[kind.model].arch(cfg["model"], {**meta, "n_classes": n_classes})
     model = build_model(kind.model, arch)
     if cfg["model"].get("pretrained"):
         missing, unexpected = _load_pretrained(model, cfg["model"]["pretrained"], task)
@@ -103,7 +104,7 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
 
     # Weighted random sampler: inverse class frequency, with replacement (the reference).
     train_labels = labels[idx["train"]]
-    class_weight = 1.0 / torch.bincount(train_labels, minlength=2).clamp(min=1).double()
+    class_weight = 1.0 / torch.bincount(train_labels, minlength=n_classes).clamp(min=1).double()
     gen = torch.Generator().manual_seed(seed)
     sampler = torch.utils.data.WeightedRandomSampler(class_weight[train_labels], num_samples=len(train_labels),
                                                      replacement=True, generator=gen)
@@ -160,18 +161,26 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
     model.load_state_dict(best["state"])
     save_checkpoint(out["checkpoint"], model.cpu(), task, kind.model, arch,
                     {"seed": seed, "epoch": best["epoch"], "permuted_labels": permute_labels})
-    model.to(device)
     save_csv(out["history"], pd.DataFrame(history))
-    probs = {part: predict(model, tuple(x[idx[part]] for x in inputs), t["batch_size"], device)
-             for part in ("val", "test")}
+    info = {"permuted_labels": permute_labels, "best_epoch": best["epoch"], "epochs_run": len(history)}
+    return save_predictions(model, task, seed, split, inputs, labels, t["batch_size"], device, out, info, start)
+
+
+def save_predictions(model, task: str, seed: int, split: pd.DataFrame, inputs, labels, batch_size: int, device,
+                     out: dict, info: dict, start: float) -> dict:
+    """The test predictions (case, label, pred, prob_<class>) and the metrics file of a model: the same for a model
+    trained here and a supplied one (clinxai.plugin). `labels`: the labels it was fitted to (permuted or not);
+    the test set is scored against the true ones."""
+    model.to(device)
+    idx = {part: np.flatnonzero(split["split"].to_numpy() == part) for part in ("val", "test")}
+    probs = {part: predict(model, tuple(x[idx[part]] for x in inputs), batch_size, device) for part in idx}
     test = split.iloc[idx["test"]].reset_index(drop=True)
     pred = pd.DataFrame({"case": test["case"], "label": test["label"], "pred": probs["test"].argmax(1),
-                         "prob_0": probs["test"][:, 0], "prob_1": probs["test"][:, 1]})
+                         **{f"prob_{k}": probs["test"][:, k] for k in range(probs["test"].shape[1])}})
     save_csv(out["predictions"], pred)
     metrics = {
-        "task": task, "seed": seed, "permuted_labels": permute_labels, "best_epoch": best["epoch"],
-        "epochs_run": len(history),
-        "val": classification_metrics(labels[idx["val"]].numpy(), probs["val"]),
+        "task": task, "seed": seed, **info,
+        "val": classification_metrics(np.asarray(labels)[idx["val"]], probs["val"]),
         "test": classification_metrics(test["label"].to_numpy(), probs["test"]),
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "seconds": round(time.perf_counter() - start, 2),

@@ -20,15 +20,19 @@ from clinxai.config import (
     task_postprocess_cfg,
     validate_config,
 )
-from clinxai.data.manifest import update_manifest
+from clinxai.data.input_state import update_manifest
 from clinxai.runlock import clear_stale_locks
 from clinxai.tasks import (
+    checkpoints,
     data_root,
+    data_source,
     has_clinical_mask,
     kind_of,
     mask_folder,
     source_task,
     task_records,
+    supplied_model,
+    task_seeds,
     task_setting,
     task_title,
     tasks_where,
@@ -49,7 +53,6 @@ if _lock_note:
     print(_lock_note, file=sys.stderr)
 
 TASKS = config["tasks"]
-SEEDS = config["seeds"]
 RESULTS = "results"
 NOTHING = "(?!x)x"  # a wildcard pattern that never matches
 
@@ -70,6 +73,8 @@ GENERATED_TASKS = tasks_where(config, lambda k: k.generated)  # made by the work
 REMOVAL_TASKS = tasks_where(config, lambda k: k.removal)  # feature removal + modality Shapley
 PLAUSIBILITY_TASKS = [t for t in TASKS if has_clinical_mask(config, t)]  # real MRNet without boxes: NaN in Table 3
 TASK_RECORDS = task_records(config)
+SUPPLIED_TASKS = [t for t in TASKS if supplied_model(config, t)]  # the user's model stands in for training
+TRAINED_TASKS = [t for t in TASKS if t not in SUPPLIED_TASKS]
 
 
 # ---- resources ----
@@ -100,13 +105,13 @@ def needed_data_tasks():
 PHANTOMS = {
     kind_of(config, t).phantom: t
     for t in reversed(needed_data_tasks())
-    if kind_of(config, t).phantom and config["data"][t].get("source") == "phantom"
+    if kind_of(config, t).phantom and data_source(config, t) == "phantom"
 }
 
 
 def real_data_folders(task):
     """The user's folders a task reads (its data and mask folders); none for phantoms, which the workflow writes."""
-    if config["data"][task].get("source") not in kind_of(config, task).sources:
+    if data_source(config, task) not in kind_of(config, task).sources:
         return []
     folder = mask_folder(config, task, RESULTS)
     return [data_root(config, task, RESULTS)] + ([folder] if folder else [])
@@ -123,9 +128,9 @@ def data_inputs(task):
     manifest of the real data's files (so that an edit inside them reruns preparation)."""
     inputs = {"root": data_root(config, task, RESULTS)}
     folder = mask_folder(config, task, RESULTS)
-    if folder and config["data"][task].get("source") != "phantom":
+    if folder and data_source(config, task) != "phantom":
         inputs["boxes"] = folder
-    inputs.update({"manifest": m for m in input_manifest(task)})
+    inputs.update({"input_state": m for m in input_manifest(task)})
     return inputs
 
 
@@ -147,6 +152,11 @@ def prepared(task):
 
 
 # ---- training ----
+def seeds_of(task):
+    """The models of a task: the configured seeds, or 1..n for a supplied model's n checkpoints (clinxai.tasks)."""
+    return task_seeds(config, task)
+
+
 def model_outputs(task, seed):
     root = f"{RESULTS}/{task}/models/seed{seed}"
     return {
@@ -158,7 +168,13 @@ def model_outputs(task, seed):
 
 
 def models_of(task, key):
-    return [model_outputs(task, s)[key] for s in SEEDS]
+    return [model_outputs(task, s)[key] for s in seeds_of(task)]
+
+
+def import_inputs(wc):
+    """A prepared task and the user's checkpoint that stands in for model `seed` (1, 2, ...)."""
+    inputs = {k: prepared(wc.task)[k] for k in ("split", "meta", "arrays")}
+    return {**inputs, "source": checkpoints(supplied_model(config, wc.task))[int(wc.seed) - 1]}
 
 
 def train_inputs(wc):
@@ -232,7 +248,7 @@ def shard_files(wc, kind):
 
 
 def all_heatmap_tables(task):
-    return [heatmap_outputs(task, s, m)["table"] for s in SEEDS for m in task_methods(config, task)]
+    return [heatmap_outputs(task, s, m)["table"] for s in seeds_of(task) for m in task_methods(config, task)]
 
 
 def timing_tables():
@@ -256,7 +272,7 @@ def grouped_removal_outputs(task):
 
 
 def all_removal_outputs(task, key):
-    return [removal_outputs(task, s, m)[key] for s in SEEDS for m in task_methods(config, task)]
+    return [removal_outputs(task, s, m)[key] for s in seeds_of(task) for m in task_methods(config, task)]
 
 
 def shapley_outputs(task):
@@ -283,7 +299,10 @@ def model_maps_inputs(wc, methods):
 
 
 def shapley_cfg(task):
-    return {k: removal_cfg(config, task)[k] for k in ("metric", "batch_size", "fast")}
+    return {
+        **{k: removal_cfg(config, task)[k] for k in ("metric", "batch_size", "fast")},
+        **config["truthfulness"].get("shapley", {}),
+    }
 
 
 # ---- ground truth (generated tasks: the synthetic kind) ----
@@ -335,7 +354,21 @@ def modality_importance(task):
 
 # ---- localisation and degradation (issue 20) ----
 GROUP_DEGRADATION = config["localisation"]["degradation"].get("group_methods", False)
-ROAD_SEEDS = config["localisation"]["road"]["seeds"] or SEEDS
+
+
+def chosen_seeds(task, chosen):
+    """A subset of a task's models (localisation.road.seeds, sensitivity.seeds; null: all); a task with a supplied
+    model reads the numbers as its checkpoints', and runs its first where none of them is one."""
+    own = seeds_of(task)
+    if not chosen:
+        return own
+    return [s for s in own if s in chosen] or own[:1]
+
+
+def road_seeds(task):
+    return chosen_seeds(task, config["localisation"]["road"]["seeds"])
+
+
 LOCALISATION_CATEGORY = "Localisation and degradation"
 
 
@@ -357,7 +390,7 @@ def grouped_degradation_outputs(task):
 
 
 def all_degradation_outputs(task):
-    return [degradation_output(task, s, m) for s in SEEDS for m in task_methods(config, task)]
+    return [degradation_output(task, s, m) for s in seeds_of(task) for m in task_methods(config, task)]
 
 
 def road_curves(task, seed):
@@ -367,9 +400,9 @@ def road_curves(task, seed):
 def road_inputs(wc):
     """The ROAD curves of the configured models, and their feature-removal curves where those are the comparison's
     own-replacement side (road_reuses_removal: every case, the same baselines)."""
-    removal = [removal_outputs(wc.task, s, m)["curves"] for s in ROAD_SEEDS for m in task_methods(config, wc.task)]
+    removal = [removal_outputs(wc.task, s, m)["curves"] for s in road_seeds(wc.task) for m in task_methods(config, wc.task)]
     return {
-        "curves": [road_curves(wc.task, s) for s in ROAD_SEEDS],
+        "curves": [road_curves(wc.task, s) for s in road_seeds(wc.task)],
         "removal": removal if road_reuses_removal(config) else [],
     }
 
@@ -390,8 +423,13 @@ def localisation_summary_inputs(wc):
 
 # ---- sensitivity (issue 19) ----
 GROUP_SENSITIVITY = config["sensitivity"].get("group_methods", False)
-SENSITIVITY_SEEDS = config["sensitivity"]["seeds"] or SEEDS
-PERMUTED_MODEL = config["sensitivity"]["label"]["permuted_model"]
+
+
+def sensitivity_seeds(task):
+    return chosen_seeds(task, config["sensitivity"]["seeds"])
+
+
+PERMUTED_MODEL = config["sensitivity"]["label"]["permuted_model"]  # true, false or a list of tasks
 SENSITIVITY_CATEGORY = "Sensitivity"
 
 
@@ -408,7 +446,7 @@ def grouped_sensitivity_outputs(task):
 
 
 def all_sensitivity_outputs(task):
-    return [sensitivity_output(task, s, m) for s in SENSITIVITY_SEEDS for m in task_methods(config, task)]
+    return [sensitivity_output(task, s, m) for s in sensitivity_seeds(task) for m in task_methods(config, task)]
 
 
 def permuted_model_outputs(task, seed):
@@ -421,7 +459,8 @@ def sensitivity_inputs(wc):
     """A model, its test set, the supervoxel masks and (sensitivity.label.permuted_model) the permuted-label
     model: the job recomputes maps; it reads none of the heatmaps stage's."""
     inputs = dict(heatmap_inputs(wc))
-    if PERMUTED_MODEL:
+    permuted = PERMUTED_MODEL is True or wc.task in (PERMUTED_MODEL or [])
+    if permuted and wc.task in TRAINED_TASKS:  # a supplied model has no training to repeat on permuted labels
         inputs["permuted"] = permuted_model_outputs(wc.task, wc.seed)["checkpoint"]
     return inputs
 
@@ -497,7 +536,7 @@ def viewer_inputs(wc):
     """Every model's maps and predictions of a task, its data, and the per-map scores shown beside each map."""
     methods = task_methods(config, wc.task)
     return {
-        "maps": [heatmap_outputs(wc.task, s, m)["maps"] for s in SEEDS for m in methods],
+        "maps": [heatmap_outputs(wc.task, s, m)["maps"] for s in seeds_of(wc.task) for m in methods],
         "predictions": models_of(wc.task, "predictions"),
         "meta": prepared(wc.task)["meta"],
         "arrays": prepared(wc.task)["arrays"],
@@ -508,7 +547,7 @@ def viewer_inputs(wc):
 
 def is_simulated(task):
     """Phantom or generated data: the case viewer's banner says so."""
-    return kind_of(config, task).generated or config["data"][task].get("source") == "phantom"
+    return kind_of(config, task).generated or data_source(config, task) == "phantom"
 
 
 def all_targets():

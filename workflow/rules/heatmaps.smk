@@ -146,8 +146,8 @@ rule heatmap_timing:
 
 rule export_heatmaps:
     input:
-        maps=lambda wc: [heatmap_outputs(wc.task, SEEDS[0], m)["maps"] for m in task_methods(config, wc.task)],
-        predictions=lambda wc: model_outputs(wc.task, SEEDS[0])["predictions"],
+        maps=lambda wc: [heatmap_outputs(wc.task, seeds_of(wc.task)[0], m)["maps"] for m in task_methods(config, wc.task)],
+        predictions=lambda wc: model_outputs(wc.task, seeds_of(wc.task)[0])["predictions"],
         meta=lambda wc: prepared(wc.task)["meta"],
         arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
@@ -163,6 +163,6 @@ rule export_heatmaps:
         methods=lambda wc: task_methods(config, wc.task),
         cases=config["heatmaps"]["export"]["cases"],
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
-        seed=SEEDS[0],
+        seed=lambda wc: seeds_of(wc.task)[0],
     script:
         "../scripts/export_heatmaps.py"

@@ -6,7 +6,7 @@
 
 rule localisation:
     input:
-        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in SEEDS],
+        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in seeds_of(wc.task)],
         predictions=lambda wc: models_of(wc.task, "predictions"),
         meta=lambda wc: prepared(wc.task)["meta"],
         arrays=lambda wc: prepared(wc.task)["arrays"],
@@ -25,7 +25,7 @@ rule localisation:
     resources:
         **rule_resources("localisation"),
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: seeds_of(wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         dilation=lambda wc: mask_dilation(config, wc.task),
     script:

@@ -5,7 +5,7 @@
 
 rule plausibility:
     input:
-        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in SEEDS],
+        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in seeds_of(wc.task)],
         predictions=lambda wc: models_of(wc.task, "predictions"),
         phi=lambda wc: modality_importance(wc.task),
         meta=lambda wc: prepared(wc.task)["meta"],
@@ -25,7 +25,7 @@ rule plausibility:
     resources:
         **rule_resources("plausibility"),
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: seeds_of(wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         phi_normalisation=lambda wc: task_setting(config, "plausibility.phi_normalisation", wc.task),
         dilation=lambda wc: mask_dilation(config, wc.task),

@@ -78,7 +78,7 @@ rule case_viewer:
     resources:
         **rule_resources("case_viewer"),
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: seeds_of(wc.task),
         methods=lambda wc: task_methods(config, wc.task),
         cases=config["heatmaps"]["export"]["cases"],
         max_side=config["heatmaps"]["export"].get("viewer_max_side"),

@@ -76,7 +76,7 @@ rule synthetic_groundtruth:
     resources:
         **rule_resources("synthetic_groundtruth", scale_mem=True),
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: seeds_of(wc.task),
     script:
         "../scripts/synthetic_groundtruth.py"
 

@@ -1,4 +1,5 @@
-# Training: one model per (task, seed), then mean +- std over the seeds.
+# Training: one model per (task, seed) -- or, for a task with a supplied model (data.<task>.model), its checkpoints
+# checked and stored in the same place -- then mean +- std over the seeds.
 
 
 rule train:
@@ -10,6 +11,8 @@ rule train:
         f"{RESULTS}/logs/train/{{task}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{task}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        task=one_of(TRAINED_TASKS),
     conda:
         "../../envs/torch.yaml"
     threads: res("train", "threads")
@@ -19,6 +22,26 @@ rule train:
         cfg=lambda wc: task_setting(config, "training", wc.task),
     script:
         "../scripts/train.py"
+
+
+rule import_model:
+    input:
+        unpack(import_inputs),
+    output:
+        **model_outputs("{task}", "{seed}"),
+    log:
+        f"{RESULTS}/logs/import_model/{{task}}_seed{{seed}}.log",
+    wildcard_constraints:
+        task=one_of(SUPPLIED_TASKS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: res("import_model", "threads")
+    resources:
+        **rule_resources("import_model"),
+    params:
+        model=lambda wc: supplied_model(config, wc.task),
+    script:
+        "../scripts/import_model.py"
 
 
 rule model_summary:
@@ -46,6 +69,8 @@ rule train_permuted:
         f"{RESULTS}/logs/train_permuted/{{task}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_permuted/{{task}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        task=one_of(TRAINED_TASKS),
     conda:
         "../../envs/torch.yaml"
     threads: res("train", "threads")

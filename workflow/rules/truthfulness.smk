@@ -78,7 +78,7 @@ rule modality_shapley:
     resources:
         **rule_resources("modality_shapley", scale_mem=True),
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: seeds_of(wc.task),
         cfg=lambda wc: shapley_cfg(wc.task),
     script:
         "../scripts/modality_shapley.py"

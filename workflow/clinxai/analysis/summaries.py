@@ -15,11 +15,12 @@ from ..metrics.removal import delta_aupc
 
 
 def summarise_models(metrics_paths) -> pd.DataFrame:
-    """One row per seed (val/test accuracy and AUC, best epoch, seconds), then `mean` and `std` rows over seeds."""
+    """One row per seed (val/test accuracy and AUC, best epoch, seconds), then `mean` and `std` rows over seeds. A
+    supplied model (not trained here) has no best epoch (NaN) and 0 epochs run."""
     rows = []
     for path in metrics_paths:
         m = json.loads(Path(path).read_text())
-        rows.append({"seed": str(m["seed"]), "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+        rows.append({"seed": str(m["seed"]), "best_epoch": m.get("best_epoch", np.nan), "epochs_run": m["epochs_run"],
                      "val_accuracy": m["val"]["accuracy"], "val_auc": m["val"]["auc"],
                      "test_accuracy": m["test"]["accuracy"], "test_auc": m["test"]["auc"],
                      "test_wrong": int(round(m["test"]["n"] * (1 - m["test"]["accuracy"]))),

@@ -11,6 +11,7 @@ evaluate `perturbations_per_eval` perturbed copies per forward pass.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import zlib
@@ -20,8 +21,11 @@ import torch
 from torch import nn
 
 from .. import ClinxaiError
+from ..progress import Progress
 from ..tasks import TaskKind
 from .registry import BATCH_KWARGS, METHODS, Method, method_params
+
+log = logging.getLogger("clinxai.heatmaps")
 
 
 def case_seed(seed: int, method: str, case: str) -> int:
@@ -140,7 +144,8 @@ def _warm_up(model: nn.Module, x: tuple, device) -> None:
 def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str], inputs: list[tuple], targets: list[int],
             masks: list | None, seed: int, overrides: dict | None = None, batching: dict | None = None,
             device="cpu") -> tuple[list[list[np.ndarray]], list[float]]:
-    """Maps (per case, per modality) and seconds per case for one method over a list of cases."""
+    """Maps (per case, per modality) and seconds per case for one method over a list of cases; progress (cases done,
+    elapsed, ETA) in the job's log."""
     method = METHODS[method_name]
     batching = batching or {}
     params = method_params(method_name, kind.layout, overrides)
@@ -165,6 +170,7 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
         groups = [np.array([i]) for i in range(len(cases))]
 
     maps, seconds = [None] * len(cases), [0.0] * len(cases)
+    progress = Progress(len(cases), method_name, log)
     for g in groups:
         g = [int(i) for i in g]
         gen = torch.Generator().manual_seed(case_seed(seed, method_name, cases[g[0]]))
@@ -190,4 +196,5 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
         dt = (time.perf_counter() - t0) / len(g)
         for i, parts in zip(g, _split_parts(attr, method)):
             maps[i], seconds[i] = parts, dt
+        progress.update(len(g))
     return maps, seconds

@@ -36,10 +36,11 @@ def _window(params: dict, factor: float, input_shape) -> dict:
 
 
 def grid_settings(method: str, layout: str, overrides: dict | None, supervoxels: dict,
-                  input_shape=None) -> list[Setting]:
+                  input_shape=None, layers=("last", "previous")) -> list[Setting]:
     """The reference setting first, then one per (hyperparameter, value) of the method's grid. `overrides`: the
     task's configured parameters of the method; `supervoxels`: the task's supervoxel config; `input_shape`: one
-    modality's shape (channel or slice axis first) to keep windows inside it."""
+    modality's shape (channel or slice axis first) to keep windows inside it; `layers`: the GradCAM layers the model
+    names (a supplied model may name no previous one)."""
     params = method_params(method, layout, overrides)
     out = [Setting(REFERENCE, dict(overrides or {}))]
     for vary in METHODS[method].grid:
@@ -57,6 +58,8 @@ def grid_settings(method: str, layout: str, overrides: dict | None, supervoxels:
                     continue
                 sv, label = {**supervoxels, "n_segments": n}, n
             elif vary.param == "layer":
+                if value not in layers:
+                    continue
                 over["layer"], label = value, value
             else:
                 ref = params[vary.param]

@@ -16,9 +16,9 @@ import torch
 
 from .. import ClinxaiError
 from ..io import atomic_dir, save_csv, save_json
-from . import brats, mrnet
+from . import brats, manifest, mrnet
 from .checks import BadCasePolicy, CaseError, unreadable
-from .split import stratified_split
+from .split import given_split, stratified_split
 
 
 def _resize(volume: np.ndarray, grid, mode: str) -> np.ndarray:
@@ -121,6 +121,47 @@ def _run_cases(cases: pd.DataFrame, fn, policy: BadCasePolicy, out_dir: Path, th
     return cases[~cases["case"].isin(failed)].reset_index(drop=True)
 
 
+def _prepare_manifest_case(row, modalities, n_dims: int, grid):
+    """A manifest row resized to `grid` and z-scored over its foreground (any modality non-zero), or with `grid`
+    None (preprocessing none) as stored."""
+    image, mask, affine = manifest.load_case(row, modalities, n_dims)
+    digest, source_shape = _digest(image), image.shape[1:]
+    region = (image != 0).any(0)
+    if grid is not None:
+        region = _resize(region[None].astype(np.uint8), grid, "nearest")[0] > 0
+        image = zscore(_resize(image, grid, "trilinear" if n_dims == 3 else "bilinear"), region, row.case,
+                       row.files[modalities[0]])
+        affine = resized_affine(affine, _spatial3(source_shape), _spatial3(grid))
+        if mask is not None:
+            mask = _resize(mask[None].astype(np.float32), grid, "nearest")[0] > 0
+            if not mask.any():
+                raise CaseError(row.case, row.files["mask"], "the mask vanishes when resized to the grid",
+                                f"Use a finer data.<task>.grid than {list(grid)}.")
+    out = {"image": image.astype(np.float32), "affine": affine, "brain": region.astype(np.uint8),
+           "source_shape": np.array(source_shape)}
+    if mask is not None:
+        out["seg"] = mask.astype(np.uint8)
+    return out, digest
+
+
+def _manifest(root: Path, data_cfg: dict, grid, policy: BadCasePolicy):
+    modalities = list(data_cfg["modalities"])
+    cases = manifest.read_manifest(root, modalities, data_cfg.get("mask"), data_cfg.get("classes") or (0, 1), policy)
+    n_dims = 3 if data_cfg.get("layout", "volume") == "volume" else 2
+    pipeline = data_cfg.get("preprocessing", "pipeline") == "pipeline"
+    if pipeline and (grid is None or len(grid) != n_dims):
+        raise ClinxaiError(f"config key data.<task>.grid = {grid}: preprocessing 'pipeline' resizes every case to "
+                           f"the grid; give {n_dims} sizes for the {data_cfg.get('layout', 'volume')} layout.")
+
+    grid = grid if pipeline else None
+    return cases, lambda r: _prepare_manifest_case(r, modalities, n_dims, grid), modalities
+
+
+def _spatial3(shape) -> list:
+    """A 2-D slice's grid as a 3-D one (one voxel deep), for its NIfTI affine."""
+    return list(shape) + [1] * (3 - len(shape))
+
+
 def _brats(root: Path, data_cfg: dict, grid, policy: BadCasePolicy):
     return brats.scan(root, policy), lambda r: _prepare_brats_case(r, grid, True), list(brats.CHANNEL_NAMES)
 
@@ -131,7 +172,7 @@ def _mrnet(root: Path, data_cfg: dict, grid, policy: BadCasePolicy):
 
 
 # Dataset formats a task kind reads (clinxai.tasks.TaskKind.dataset): (cases table, per-case preparation, channels).
-READERS = {"brats": _brats, "mrnet": _mrnet}
+READERS = {"brats": _brats, "mrnet": _mrnet, "csv_manifest": _manifest}
 
 
 def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict, threads: int = 1) -> dict:
@@ -141,7 +182,8 @@ def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict,
     if dataset not in READERS:
         raise ClinxaiError(f"prepare: no reader for dataset format {dataset!r}; known: {', '.join(READERS)}")
     policy = BadCasePolicy(data_cfg.get("on_bad_case", "stop"))
-    grid = [int(g) for g in data_cfg["grid"]]
+    as_stored = data_cfg.get("preprocessing", "pipeline") == "none" or not data_cfg.get("grid")
+    grid = None if as_stored else [int(g) for g in data_cfg["grid"]]
     # One intra-op thread: the anti-aliased resize sums in an order that depends on torch's thread count, so the
     # prepared arrays (and every model trained on them) differed in the last bits between --cores 1 and --cores 2.
     # The cases run in parallel instead (`threads`).
@@ -152,7 +194,22 @@ def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict,
         cases = _run_cases(cases, prepare_case, policy, arrays_dir, threads)
         if cases.empty:
             raise ClinxaiError(f"{task}: every case was excluded; see the excluded list for why.")
-        split = stratified_split(cases[["case", "label"]], split_cfg["fractions"], split_cfg["seed"])
+        if "split" in cases.columns:  # the manifest's own split (a supplied model's training cases stay out of test)
+            split = given_split(cases)
+        else:
+            if data_cfg.get("model"):
+                raise ClinxaiError(f"{task}: data.{task}.model supplies a trained model but the manifest {root} has no "
+                                   "split column: a fresh split would put the model's own training cases into the "
+                                   "test set. Add a split column (train / val / test) with the model's split.")
+            groups = cases["group"].where(cases["group"] != "", cases["case"]) if "group" in cases.columns else None
+            split = stratified_split(cases[["case", "label"]], data_cfg.get("split_fractions") or split_cfg["fractions"],
+                                     split_cfg["seed"], groups=groups)
+        if grid is None:  # arrays as they are: one shape for the whole dataset
+            shapes = {tuple(np.load(arrays_dir / f"{c}.npz")["image"].shape[1:]) for c in split["case"]}
+            if len(shapes) > 1:
+                raise ClinxaiError(f"{task}: with data.{task}.preprocessing none every case must have one shape; "
+                                   f"found {sorted(shapes)}. Resample them, or use preprocessing pipeline with a grid.")
+            grid = list(shapes.pop())
     excluded = pd.DataFrame(policy.excluded, columns=["case", "file", "problem", "fix"])
     save_csv(out["excluded"], excluded)
     save_csv(out["split"], split)

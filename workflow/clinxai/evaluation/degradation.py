@@ -26,6 +26,7 @@ from ..metrics.coherence import ranking
 from ..metrics.degradation import removal_step
 from ..metrics.removal import PERMUTATIONS
 from ..models import load_checkpoint
+from ..progress import Progress
 from ..tasks import TaskKind
 from .perturbation import Perturber
 from .truthfulness import case_subset, processed_inputs_maps, test_set
@@ -39,7 +40,7 @@ def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: li
                        shared: dict | None = None) -> pd.DataFrame:
     """Long table (case, curve, draw, step, fraction, prob) of one method's maps: curve morf, lerf or random.
 
-    `predict(flat B x N tensor) -> (prob1, pred)`; `explained`: the class each case's map explains; `cfg`: steps,
+    `predict(flat B x N tensor) -> (prob B x classes, pred)`; `explained`: the class each case's map explains; `cfg`: steps,
     random_orderings, perturbation (a replacement: blur, road, zero, ...) and its parameters, batch_size.
     `shared`: {key: {"p0", "full", "random"}} filled here and reused by later calls on the same model.
     """
@@ -47,6 +48,7 @@ def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: li
     shared = {} if shared is None else shared
     batcher = Batcher(predict, cfg["batch_size"])
     plans = []
+    progress = Progress(len(cases), f"{method} degradation", log)
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
         n = len(x)
         order = ranking(np.asarray(flat_map, np.float64), seed, str(case))
@@ -67,10 +69,13 @@ def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: li
             batcher.add(perturber.batch(steps, [r for r, _ in chunk], [i for _, i in chunk]),
                         [(c, r, i) for r, i in chunk])
         plans.append((key, new, n))
+        progress.update()  # perturbed inputs queued; the batcher runs them as batches fill
     batcher.flush()
     prob = {}
-    for (c, r, i), p1, _ in batcher.results:
-        prob[(c, r, i)] = float(p1) if explained[c] == 1 else 1.0 - float(p1)
+    for (c, r, i), p, _ in batcher.results:
+        # two classes: from class 1's probability, as before multi-class tasks (the same floats)
+        prob[(c, r, i)] = (float(p[1]) if explained[c] == 1 else 1.0 - float(p[1])) if len(p) == 2 \
+            else float(p[explained[c]])
     out = []
     for c, (case, (key, new, n)) in enumerate(zip(cases, plans)):
         if new:

@@ -4,6 +4,7 @@ baselines (SPEC §4, formulas in clinxai.metrics.removal) and the test-set perfo
 
 from __future__ import annotations
 
+import logging
 import zlib
 
 import numpy as np
@@ -15,6 +16,9 @@ from ..metrics import road
 from ..metrics.modality import all_subsets
 from ..metrics.removal import (DYNAMIC, baseline_steps, performance, removal_fractions, removal_steps,
                                replacement_values)
+from ..progress import Progress
+
+log = logging.getLogger("clinxai.truthfulness")
 
 
 class Perturber:
@@ -45,30 +49,45 @@ class Perturber:
             for rm, ci, ji in zip(removed, curves, at)]))
 
 
+class ClassProbabilities:
+    """An array of class-probability vectors of shape `shape` x classes, allocated at the first assignment (the
+    number of classes is the model's)."""
+
+    def __init__(self, shape):
+        self.shape, self.array = tuple(shape), None
+
+    def __setitem__(self, index, value):
+        value = np.asarray(value, np.float32)
+        if self.array is None:
+            self.array = np.zeros((*self.shape, value.shape[-1]), np.float32)
+        self.array[index] = value
+
+
 def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
-                   labels: np.ndarray, cfg: dict, seed: int,
-                   unperturbed: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   labels: np.ndarray, cfg: dict, seed: int, unperturbed: dict | None = None,
+                   label: str = "feature removal") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Perturbation curves of one map per case and of its random baselines, over the whole test set.
 
-    `predict(flat B x N tensor) -> (prob1, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps, baselines,
-    replacement, metric, batch_size, neighbourhood_size, low_quantile. `unperturbed`: {case: (prob1, pred)} of the
+    `predict(flat B x N tensor) -> (prob B x classes, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps,
+    baselines, replacement, metric, batch_size, neighbourhood_size, low_quantile. `unperturbed`: {case: (prob, pred)} of the
     unchanged inputs, shared by the calls for several methods on one model (filled here when a case is missing).
     Returns (curves: one row per curve and step; removed: voxels removed per case, curve and step).
     """
 
     qs = removal_fractions(cfg["n_steps"])
     n_curves, n_steps = 1 + cfg["baselines"], len(qs)
-    prob1 = np.zeros((n_curves, n_steps, len(cases)), np.float32)
+    prob = ClassProbabilities((n_curves, n_steps, len(cases)))
     pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
     removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
     unperturbed = {} if unperturbed is None else unperturbed
     # (curve, step) items of a case; (0, 0) is the unperturbed input (no voxel has step <= 0), shared by all curves
     perturbed = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
     bs = cfg["batch_size"]
+    progress = Progress(len(cases), label, log)
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
         items = perturbed if case in unperturbed else [(0, 0)] + perturbed
         if case in unperturbed:
-            prob1[:, 0, c], pred[:, 0, c] = unperturbed[case]
+            prob[:, 0, c], pred[:, 0, c] = unperturbed[case]
         step = removal_steps(flat_map, qs)
         steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
         for j in range(n_steps):
@@ -79,16 +98,17 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
         # (activations stay in cache).
         for start in range(0, len(items), bs):
             chunk = items[start:start + bs]
-            p1, pr = predict(perturber.batch(st, [i[0] for i in chunk], [i[1] for i in chunk]))
-            for (ri, ji), a, b in zip(chunk, p1, pr):
+            pb, pr = predict(perturber.batch(st, [i[0] for i in chunk], [i[1] for i in chunk]))
+            for (ri, ji), a, b in zip(chunk, pb, pr):
                 if ji == 0:
-                    prob1[:, 0, c], pred[:, 0, c] = a, b
+                    prob[:, 0, c], pred[:, 0, c] = a, b
                     unperturbed[case] = (a, b)
                 else:
-                    prob1[ri, ji, c], pred[ri, ji, c] = a, b
+                    prob[ri, ji, c], pred[ri, ji, c] = a, b
+        progress.update()
     if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
         raise RuntimeError("baselines removed a different number of voxels than the map")
-    perf = performance(cfg["metric"], labels, prob1, pred)
+    perf = performance(cfg["metric"], labels, prob.array, pred)
     n_total = layout.n
     curves = pd.DataFrame([
         {"curve": "map" if r == 0 else "baseline", "draw": r, "step": j, "q": float(qs[j]),
@@ -101,10 +121,10 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
 
 
 def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], labels: np.ndarray, metric: str,
-                       batch_size: int) -> pd.DataFrame:
-    """v(c) for every modality subset c: one row per subset (modalities kept, performance)."""
+                       batch_size: int, subsets=None) -> pd.DataFrame:
+    """v(c) for every modality subset c (or the `subsets` given): one row per subset (modalities kept, performance)."""
 
-    subsets = all_subsets(len(layout.modality_sizes))
+    subsets = all_subsets(len(layout.modality_sizes)) if subsets is None else list(subsets)
     keep = np.zeros((len(subsets), layout.n), dtype=bool)
     slices = layout.modality_slices()
     for s, c in enumerate(subsets):
@@ -118,9 +138,9 @@ def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], la
             idx = list(range(start, min(start + batch_size, len(subsets))))
             batcher.add(torch.where(keep_t[idx], xt, torch.zeros(())), [(s, i) for s in idx])
     batcher.flush()
-    prob1 = np.zeros((len(subsets), len(inputs)), np.float32)
+    prob = ClassProbabilities((len(subsets), len(inputs)))
     pred = np.zeros((len(subsets), len(inputs)), np.int64)
-    for (s, i), p1, pr in batcher.results:
-        prob1[s, i], pred[s, i] = p1, pr
-    perf = performance(metric, labels, prob1, pred)
+    for (s, i), pb, pr in batcher.results:
+        prob[s, i], pred[s, i] = pb, pr
+    perf = performance(metric, labels, prob.array, pred)
     return pd.DataFrame({"subset": [list(c) for c in subsets], "size": [len(c) for c in subsets], "performance": perf})

@@ -73,7 +73,7 @@ def run_plausibility(task: str, kind: TaskKind, method: str, seeds, maps, predic
                 raise ClinxaiError(f"{maps_path}, case {r.case}: {err}; rerun its heatmaps job after a change "
                                    "of the data grid.") from err
         rows.append({"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label,
-                     "pred": r.pred, "prob_pred": r.prob_1 if r.pred == 1 else r.prob_0,
+                     "pred": r.pred, "prob_pred": getattr(r, f"prob_{r.pred}"),
                      "correct": bool(r.pred == r.label), "status": status, **scores})
     table = pd.DataFrame(rows)
     save_csv(out_path, table)

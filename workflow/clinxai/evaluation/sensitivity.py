@@ -45,7 +45,8 @@ from ..metrics.minimality import MINIMALITY
 from ..metrics.removal import delta_aupc
 from ..metrics.similarity import max_sensitivity as max_change
 from ..metrics.similarity import mean_pairwise_spearman, relative_change, spearman, ssim, top_iou, voxel_cv
-from ..models import load_checkpoint
+from ..models import MODEL_FAMILIES, load_checkpoint
+from ..progress import Progress
 from ..tasks import VIEWS, TaskKind
 from .perturbation import removal_curves
 from .truthfulness import case_subset, processed_map, test_set
@@ -475,6 +476,7 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
         removal = _removal(predict, layout, cases, inputs, labels, cfg["removal"], seed)
     sv_cache, tables = {}, {}
     sv_cfg = heat_cfg["supervoxels"]
+    progress = Progress(len(methods), f"{task} seed {seed} sensitivity", log, unit="methods")
     for method, out in zip(methods, outputs):
         t0, m = time.perf_counter(), copy.deepcopy(model)  # no hook or setting of one method reaches the next
         overrides = heat_cfg["params"].get(method)
@@ -482,7 +484,8 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
                         SupervoxelMasks(kind, method, cases, masks_path, data_dir, sv_cache), seed,
                         overrides, heat_cfg["batching"], post_cfg, dev)
         shape = inputs[0][0].shape[1:] if kind.layout != VIEWS else None
-        settings = grid_settings(method, kind.layout, overrides, sv_cfg, shape)
+        layers = [w for w in ("last", "previous") if MODEL_FAMILIES[kind.model].has_layer(model, w)]
+        settings = grid_settings(method, kind.layout, overrides, sv_cfg, shape, layers)
         rows, seconds = measure(m, maps, cases, inputs, pred, logits, cfg, seed, settings, METHODS[method].sampled,
                                 permuted_model, removal)
         table = pd.DataFrame(rows)
@@ -495,4 +498,5 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
         save_csv(out, tables[method])
         log.info("%s %s seed %d: %d rows over %d cases (%.1f s; per attribute %s)", task, method, seed, len(table),
                  len(cases), time.perf_counter() - t0, seconds)
+        progress.update()
     return tables

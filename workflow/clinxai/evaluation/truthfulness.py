@@ -16,7 +16,8 @@ from ..attribution.postprocess import STATUS_NONFINITE, is_layer_map, postproces
 from ..data.cases import load_inputs, modality_shapes
 from ..inference import FlatLayout, Predictor, as_tensors, resolve_device
 from ..io import save_csv
-from ..metrics.modality import identical_across_modalities, modality_sums, shapley_values
+from ..metrics.modality import (identical_across_modalities, modality_sums, ordering_subsets, orderings,
+                                sampled_shapley_values, shapley_values)
 from ..metrics.removal import delta_aupc
 from ..models import load_checkpoint
 from ..tasks import TaskKind
@@ -96,7 +97,8 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
             sums.append({"seed": seed, "case": case, "method": method, "status": status,
                          "identical": identical_across_modalities(parts),
                          **{f"mi_{n}": v for n, v in zip(names, modality_sums(parts))}})
-        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed, unperturbed)
+        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed, unperturbed,
+                              f"{task} seed {seed} {method} feature removal")
         s = delta_aupc(c)
         log.info("%s %s seed %d: AUPC(H) %.3f AUPC(Hb) %.3f ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed,
                  s["aupc_map"], s["aupc_baseline"], s["delta_aupc"], len(cases), time.perf_counter() - t0)
@@ -110,7 +112,9 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
 
 def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoints: list, predictions: list, data_dir,
                          cfg: dict, names: list[str], out_subsets, out_phi, threads: int = 1, device: str = "auto"):
-    """v(c) on every modality subset and the exact Shapley value of each modality, per model."""
+    """v(c) on every modality subset and the exact Shapley value of each modality, per model; beyond
+    `cfg["max_exact"]` modalities v(c) on the subsets of `cfg["permutations"]` seeded orderings and the sampled
+    estimate with its standard error (clinxai.metrics.modality)."""
     torch.set_num_threads(max(1, threads))
     dev = resolve_device(device)
     subsets, phis = [], []
@@ -121,13 +125,18 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
             raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
                                f"{len(names)} ({', '.join(names)})")
         predict = Predictor(load_checkpoint(ckpt, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
+        exact = len(names) <= cfg.get("max_exact", 6)
+        perms = None if exact else orderings(len(names), cfg.get("permutations", 200), seed)
         v = subset_performance(predict, layout, [layout.flatten(x).numpy() for x in inputs], labels, cfg["metric"],
-                               cfg["batch_size"])
-        phi = shapley_values({tuple(c): p for c, p in zip(v["subset"], v["performance"])}, len(names))
+                               cfg["batch_size"], None if exact else ordering_subsets(perms))
+        game = {tuple(c): p for c, p in zip(v["subset"], v["performance"])}
+        phi, se = (shapley_values(game, len(names)), np.zeros(len(names))) if exact else \
+            sampled_shapley_values(game, perms)
         v["modalities"] = ["+".join(names[i] for i in c) or "(none)" for c in v["subset"]]
         subsets.append(v.drop(columns="subset").assign(task=task, seed=seed, metric=cfg["metric"]))
-        phis += [{"task": task, "seed": seed, "modality": n, "phi": float(p), "metric": cfg["metric"]}
-                 for n, p in zip(names, phi)]
+        phis += [{"task": task, "seed": seed, "modality": n, "phi": float(p), "metric": cfg["metric"],
+                  "estimate": "exact" if exact else f"{len(perms)} orderings", "phi_se": float(e)}
+                 for n, p, e in zip(names, phi, se)]
         log.info("%s seed %d: v(all) %.3f, v(none) %.3f, φ = %s", task, seed, v["performance"].iloc[-1],
                  v["performance"].iloc[0], dict(zip(names, np.round(phi, 3))))
     subsets = pd.concat(subsets, ignore_index=True)
@@ -157,7 +166,8 @@ def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], c
         for replacement in cfg["replacements"]:
             t0 = time.perf_counter()
             c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels,
-                                  {**cfg, "replacement": replacement}, seed, unperturbed)
+                                  {**cfg, "replacement": replacement}, seed, unperturbed,
+                                  f"{task} seed {seed} {method} removal ({replacement})")
             log.info("%s %s seed %d, %s: ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed, replacement,
                      delta_aupc(c)["delta_aupc"], len(cases), time.perf_counter() - t0)
             tables.append(c.assign(task=task, seed=seed, method=method, metric=cfg["metric"],

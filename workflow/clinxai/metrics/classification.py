@@ -1,4 +1,5 @@
-"""Classification performance: accuracy, ROC AUC and confusion matrix from class probabilities."""
+"""Classification performance: accuracy, ROC AUC (macro one-vs-rest beyond two classes) and confusion matrix from
+class probabilities."""
 
 from __future__ import annotations
 
@@ -17,11 +18,23 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def class_auc(y, prob: np.ndarray) -> float:
+    """ROC AUC of class probabilities (cases x classes): of class 1 for two classes; for more, the macro one-vs-rest
+    mean over the classes present with at least one other class (scikit-learn's roc_auc_score(multi_class="ovr",
+    average="macro") where every class is present)."""
+    y = np.asarray(y).astype(int)
+    if prob.shape[1] == 2:
+        return roc_auc(y, prob[:, 1])
+    scores = [roc_auc(y == k, prob[:, k]) for k in range(prob.shape[1])]
+    scores = [s for s in scores if not np.isnan(s)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def classification_metrics(y, prob) -> dict:
     y = np.asarray(y).astype(int)
     prob = np.asarray(prob)
     pred = prob.argmax(1)
-    cm = np.zeros((2, 2), int)
+    cm = np.zeros((prob.shape[1],) * 2, int)
     np.add.at(cm, (y, pred), 1)
     return {"accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-            "auc": roc_auc(y, prob[:, 1]), "confusion": cm.tolist(), "n": int(len(y))}
+            "auc": class_auc(y, prob), "confusion": cm.tolist(), "n": int(len(y))}

@@ -1,8 +1,10 @@
 """Modality importance (SPEC §4, paper §4.3.2): exact modality Shapley values and the MI correlation of a map.
 
 The game: players are the M modalities (glioma channels, knee views); v(c) is the test-set performance of the model
-when every modality not in c is set to 0 (after normalisation). v(∅) is included. With M <= 4 all 2^M subsets are
-evaluated, so the Shapley values are exact.
+when every modality not in c is set to 0 (after normalisation). v(∅) is included. Up to `max_exact` modalities
+(default 6: 64 subsets) all 2^M subsets are evaluated and the Shapley values are exact; beyond that they are
+estimated from P random orderings of the modalities (each ordering's marginal contributions are an unbiased draw of
+φ; Castro et al. 2009), with the standard error of the mean over orderings.
 """
 
 from __future__ import annotations
@@ -42,6 +44,31 @@ def shapley_values(value: dict, n: int) -> np.ndarray:
             for c in itertools.combinations(others, k):
                 phi[m] += w * (v[frozenset(c) | {m}] - v[frozenset(c)])
     return np.array([float(p) for p in phi])
+
+
+def orderings(n: int, count: int, seed: int) -> list[tuple[int, ...]]:
+    """`count` seeded random orderings of range(n)."""
+    rng = np.random.default_rng(seed)
+    return [tuple(int(i) for i in rng.permutation(n)) for _ in range(count)]
+
+
+def ordering_subsets(perms) -> list[tuple[int, ...]]:
+    """The subsets whose worth the orderings need (every prefix, as a sorted tuple), by size then lexicographically."""
+    needed = {tuple(sorted(p[:k])) for p in perms for k in range(len(p) + 1)}
+    return sorted(needed, key=lambda c: (len(c), c))
+
+
+def sampled_shapley_values(value: dict, perms) -> tuple[np.ndarray, np.ndarray]:
+    """(φ estimate, its standard error): the mean over orderings of each player's marginal contribution
+    v(prefix ∪ {m}) − v(prefix), and std(ddof=1) / sqrt(P)."""
+    v = {frozenset(k): float(x) for k, x in value.items()}
+    n = len(perms[0])
+    contrib = np.zeros((len(perms), n))
+    for r, p in enumerate(perms):
+        for k, m in enumerate(p):
+            contrib[r, m] = v[frozenset(p[:k + 1])] - v[frozenset(p[:k])]
+    se = contrib.std(axis=0, ddof=1) / np.sqrt(len(perms)) if len(perms) > 1 else np.full(n, np.nan)
+    return contrib.mean(axis=0), se
 
 
 def modality_sums(parts) -> np.ndarray:

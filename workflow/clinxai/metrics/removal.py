@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import ClinxaiError
-from .classification import roc_auc
+from .classification import class_auc
 
 REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood", "blur", "road")
 DYNAMIC = ("road",)  # the value depends on which voxels are removed (clinxai.metrics.road), not one array per case
@@ -121,13 +121,14 @@ def replacement_values(x: np.ndarray, flat_map: np.ndarray, layout, how: str, se
     return out
 
 
-def performance(metric: str, labels: np.ndarray, prob1: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Performance over the test set along the last axis: accuracy of `pred` or ROC AUC of `prob1`."""
+def performance(metric: str, labels: np.ndarray, prob: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Performance over the test set: accuracy of `pred` (... x cases) or ROC AUC of `prob` (... x cases x classes)
+    -- of the class-1 probability for two classes, macro one-vs-rest for more (clinxai.metrics.classification)."""
     if metric == "accuracy":
         return (pred == labels).mean(axis=-1)
     if metric == "auc":
-        flat = prob1.reshape(-1, prob1.shape[-1])
-        return np.array([roc_auc(labels, p) for p in flat]).reshape(prob1.shape[:-1])
+        flat = prob.reshape(-1, *prob.shape[-2:])
+        return np.array([class_auc(labels, p) for p in flat]).reshape(prob.shape[:-2])
     raise ClinxaiError(f"unknown performance metric {metric!r} (truthfulness.metric): use accuracy or auc")
 
 

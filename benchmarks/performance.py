@@ -1,0 +1,319 @@
+"""Performance harness (issue 22): the paper's way of calling captum vs clinxai vs the forward-pass limit.
+
+    python benchmarks/performance.py --scale demo --out results/performance/demo          # minutes on 2 cores
+    python benchmarks/performance.py --scale paper --tasks glioma --cases 1 --budget 60 --out results/performance/paper
+
+For each task, on one model with random weights at the scale's sizes (demo: config/config.yaml; paper:
+config/paper.yaml -- GeneNet 16-32-64-128-128-128 / fc 4096 at 4 x 128^3, the knee network with AlexNet widths at
+3 views x 32 x 256 x 256, DenseNet121 at 4 x 256 x 256) and the same inputs and method parameters for all three:
+
+- reference: one case per call, captum's default for every batching argument (the paper's code);
+- clinxai: `clinxai.attribution.explain` with the config's batching;
+- limit: the passes the method needs (forward, or forward + backward for gradient methods; counted from its
+  parameters, the supervoxel count and the window grid) x the best per-sample pass time measured on the model over
+  batch sizes (folded BatchNorm and channels-last for forward passes, as clinxai's Predictor).
+
+Then feature removal, modality Shapley and one training epoch against their pass limits. Reports per row the
+speed-up reference/clinxai, the limit fraction limit/clinxai, the process's peak RSS and (CUDA) the peak allocated
+memory, and writes `performance.csv` and `performance.png` under --out. Where a run would exceed --budget seconds
+per method, its sample count (steps, samples) is reduced, or Occlusion's stride widened, and the time scaled by the
+pass ratio: the row says `extrapolated` and from how many passes. Batch sizes stay below --max-batch and the
+memory the rule may use (--mem-mb): faster must not mean out of memory on a SLURM node. Timings depend on the
+machine: this is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+from clinxai.attribution.explain import explain, explainable  # noqa: E402
+from clinxai.attribution.registry import METHODS, method_params  # noqa: E402
+from clinxai.attribution.supervoxels import image_masks, view_masks  # noqa: E402
+from clinxai.config import removal_cfg, task_methods  # noqa: E402
+from clinxai.evaluation.perturbation import removal_curves, subset_performance  # noqa: E402
+from clinxai.inference import FlatLayout, Predictor, fuse_batchnorm  # noqa: E402
+from clinxai.metrics.modality import all_subsets  # noqa: E402
+from clinxai.models import MODEL_FAMILIES, build_model  # noqa: E402
+from clinxai.tasks import VIEWS, kind_of, task_setting  # noqa: E402
+
+CONFIGS = {"demo": ROOT / "config/config.yaml", "paper": ROOT / "config/paper.yaml"}
+COUNT_PARAM = {"SmoothGrad": "nt_samples", "IntegratedGradients": "n_steps", "GradientShap": "n_samples",
+               "ShapleyValueSampling": "n_samples", "KernelShap": "n_samples", "Lime": "n_samples"}
+
+
+# ---- the setting: model, inputs, masks ----
+def setting(config: dict, task: str, n_cases: int, seed: int = 0):
+    """A model with random weights of the task's family at the config's sizes, n random cases and their masks."""
+    kind = kind_of(config, task)
+    grid = list(config["data"][task].get("grid") or [config["data"][task]["size"]] * 2)
+    channels = list(kind.modalities)
+    meta = {"channels": channels, "grid": grid}
+    torch.manual_seed(seed)
+    model = build_model(kind.model, MODEL_FAMILIES[kind.model].arch(task_setting(config, "training", task)["model"],
+                                                                   meta)).eval()
+    rng = np.random.default_rng(seed)
+    sv = task_setting(config, "heatmaps.supervoxels", task)
+    inputs, masks = [], []
+    for _ in range(n_cases):
+        if kind.layout == VIEWS:
+            views = {v: rng.normal(size=grid).astype(np.float32) for v in channels}
+            inputs.append(tuple(torch.from_numpy(views[v])[None] for v in channels))
+            masks.append(view_masks(views, sv))
+        else:
+            image = rng.normal(size=(len(channels), *grid)).astype(np.float32)
+            inputs.append((torch.from_numpy(image)[None],))
+            masks.append(image_masks(image, np.ones(grid, bool), sv))
+    return kind, model, inputs, masks
+
+
+# ---- the pass limit ----
+def per_sample_pass(model, example: tuple, backward: bool, max_batch: int, mem_mb: float, device: str,
+                    reps: int = 2) -> tuple[float, int]:
+    """(best seconds per sample, batch size) of a forward (or forward + backward) pass over batch sizes 1, 2, 4, ...
+    up to max_batch, stopping where the next size would pass mem_mb (estimated from the measured growth)."""
+    net = explainable(copy.deepcopy(model)).to(device) if backward else fuse_batchnorm(model).to(device)
+    best, best_b, b = math.inf, 1, 1
+    base = rss_mb()
+    while b <= max_batch:
+        x = tuple(t.expand(b, *t.shape[1:]).contiguous().to(device) for t in example)
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            if backward:
+                xs = tuple(t.clone().requires_grad_() for t in x)
+                net(*xs)[:, 0].sum().backward()
+            else:
+                with torch.inference_mode():
+                    net(*x)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+        per = min(times[1:]) / b  # the first run of a size warms up
+        if per < best:
+            best, best_b = per, b
+        grown = rss_mb() - base
+        if grown * 2 > mem_mb or min(times[1:]) > 30:
+            break
+        b *= 2
+    return best, best_b
+
+
+def windows(shape, window, stride) -> int:
+    """Occlusion's window positions as captum places them: per axis floor((size - window) / stride) + 1."""
+    return math.prod((s - w) // st + 1 for s, w, st in zip(shape, window, stride))
+
+
+def passes(method: str, params: dict, kind, inputs: tuple, masks: dict) -> tuple[int, bool]:
+    """(passes per case, backward?) a method needs at its parameters."""
+    m = METHODS[method]
+    n_feat = int((masks["specific"][-1] if kind.layout == VIEWS else masks["specific"]).max()) + 1
+    if m.family == "gradient":
+        count = {"SmoothGrad": params.get("nt_samples", 1), "IntegratedGradients": params.get("n_steps", 50),
+                 "GradientShap": params.get("n_samples", 5), "DeepLift": 2, "GuidedGradCAM": 2}.get(method, 1)
+        return int(count), True
+    if method == "Occlusion":
+        wins = params["sliding_window_shapes"]
+        strides = params["strides"]
+        if len(inputs) > 1:  # one window grid per knee view
+            return 1 + sum(windows(x.shape[1:], wins, strides) for x in inputs), False
+        return 1 + windows(inputs[0].shape[1:], wins, strides), False
+    if method in ("FeatureAblation", "FeaturePermutation"):
+        return 1 + n_feat, False
+    if method == "ShapleyValueSampling":
+        return 1 + params["n_samples"] * n_feat, False
+    return 1 + params["n_samples"], False  # KernelShap, Lime: one pass per sample
+
+
+# ---- timing ----
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def scaled(method: str, params: dict, factor: float) -> dict:
+    """Parameters with the sample count (or Occlusion's window count, by a wider stride) cut by about `factor`."""
+    out = dict(params)
+    if method in COUNT_PARAM:
+        out[COUNT_PARAM[method]] = max(1, int(params[COUNT_PARAM[method]] / factor))
+    elif method == "Occlusion":
+        k = factor ** (1 / (len(params["strides"]) - 1))
+        out["strides"] = tuple([params["strides"][0]] + [max(1, int(round(s * k))) for s in params["strides"][1:]])
+    return out
+
+
+def method_rows(config, task, kind, model, inputs, masks, args, limit_fwd, limit_bwd) -> list[dict]:
+    rows = []
+    batching = config["heatmaps"]["batching"]
+    reference = {"batch_size": 1, "permutation_batch": len(inputs)}  # one case per call, captum's defaults
+    for method in task_methods(config, task):
+        over = task_setting(config, "heatmaps.params", task).get(method) or {}
+        params = method_params(method, kind.layout, over)
+        n_pass, backward = passes(method, params, kind, inputs[0], masks[0])
+        per = limit_bwd if backward else limit_fwd
+        factor = max(1.0, n_pass * per[0] * 4 / args.budget)  # the reference runs up to ~4x the limit
+        used = scaled(method, params, factor) if factor > 1 else params
+        used_passes = passes(method, used, kind, inputs[0], masks[0])[0] if factor > 1 else n_pass
+        ratio = n_pass / used_passes
+        kind_masks = [m[METHODS[method].feature_mask] for m in masks] if METHODS[method].feature_mask else None
+        targets = [0] * len(inputs)
+        row = {"scale": args.scale, "task": task, "method": method, "passes": n_pass,
+               "pass": "fwd+bwd" if backward else "fwd", "per_pass_s": per[0], "best_batch": per[1],
+               "limit_s": n_pass * per[0],
+               "extrapolated": f"from {used_passes} passes" if ratio > 1 else ""}
+        cases = [f"c{i}" for i in range(len(inputs))]
+        for name, batch in (("reference", reference), ("clinxai", batching)):
+            run = (copy.deepcopy(model), kind, method, cases, inputs, targets, kind_masks, 10, used, batch, args.device)
+            seconds = timed(lambda run=run: explain(*run), args.device)
+            row[f"{name}_s"] = seconds / len(inputs) * ratio
+        row["speedup"] = row["reference_s"] / row["clinxai_s"]
+        row["limit_fraction"] = row["limit_s"] / row["clinxai_s"]
+        row["peak_rss_mb"] = rss_mb()
+        if args.device.startswith("cuda"):
+            row["cuda_max_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        rows.append(row)
+        print(f"{task:10s} {method:22s} passes {n_pass:7d}  ref {row['reference_s']:8.3f}s  clinxai "
+              f"{row['clinxai_s']:8.3f}s  limit {row['limit_s']:8.3f}s  ({row['limit_fraction']:.0%} of limit) "
+              f"{row['extrapolated']}", flush=True)
+    return rows
+
+
+def stage_rows(config, task, kind, model, inputs, args, limit_fwd, limit_bwd) -> list[dict]:
+    """Feature removal of one map per case, modality Shapley and one training epoch against their pass limits."""
+    rows = []
+    layout = FlatLayout(inputs[0])
+    flat = [layout.flatten(x).numpy() for x in inputs]
+    labels = np.arange(len(inputs)) % 2
+    predict = Predictor(model, layout, args.device, fast=True)
+    if kind.removal:
+        cfg = removal_cfg(config, task)
+        rng = np.random.default_rng(0)
+        maps = [rng.random(layout.n).astype(np.float32) for _ in inputs]
+        n_items = len(inputs) * (1 + (1 + cfg["baselines"]) * cfg["n_steps"])
+        seconds = timed(lambda: removal_curves(predict, layout, [f"c{i}" for i in range(len(inputs))], flat, maps,
+                                               labels, cfg, 10), args.device)
+        rows.append({"method": "feature removal", "passes": n_items // len(inputs), "pass": "fwd",
+                     "clinxai_s": seconds / len(inputs), "limit_s": n_items * limit_fwd[0] / len(inputs)})
+        n_sub = len(all_subsets(len(layout.modality_sizes)))
+        seconds = timed(lambda: subset_performance(predict, layout, flat, labels, cfg["metric"], cfg["batch_size"]),
+                        args.device)
+        rows.append({"method": "modality Shapley", "passes": n_sub, "pass": "fwd", "clinxai_s": seconds / len(inputs),
+                     "limit_s": n_sub * limit_fwd[0]})
+    train = task_setting(config, "training", task)["train"]
+    net = copy.deepcopy(model).train().to(args.device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    x = tuple(torch.cat([c[k] for c in inputs]).to(args.device) for k in range(len(inputs[0])))
+    y = torch.as_tensor(labels, device=args.device)
+    b = min(train["batch_size"], len(inputs)) if len(inputs) > 1 else 2
+    if len(inputs) == 1:
+        x, y = tuple(torch.cat([t, t]) for t in x), torch.cat([y, 1 - y])
+
+    def epoch():
+        for start in range(0, len(y), b):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(*(t[start:start + b] for t in x)), y[start:start + b]).backward()
+            opt.step()
+
+    epoch()  # warm-up
+    seconds = timed(epoch, args.device)
+    rows.append({"method": "training epoch", "passes": len(y), "pass": "fwd+bwd", "clinxai_s": seconds / len(y),
+                 "limit_s": limit_bwd[0]})
+    for r in rows:
+        r.update({"scale": args.scale, "task": task, "limit_fraction": r["limit_s"] / r["clinxai_s"],
+                  "peak_rss_mb": rss_mb()})
+        print(f"{task:10s} {r['method']:22s} clinxai {r['clinxai_s']:8.3f}s per case  limit {r['limit_s']:8.3f}s "
+              f"({r['limit_fraction']:.0%})", flush=True)
+    return rows
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = table[table["reference_s"].notna()] if "reference_s" in table else table
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(methods) + 1.5))
+    labels = [f"{r.task} {r.method}" for r in methods.itertuples()]
+    ax.barh(labels, methods["limit_fraction"], color="tab:blue", label="limit / clinxai")
+    ax.axvline(0.8, color="k", ls="--", lw=1, label="target 80 %")
+    ax.set_xlabel("fraction of the forward-pass limit reached (1 = at the limit)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", choices=list(CONFIGS), default="demo")
+    ap.add_argument("--tasks", nargs="+", default=None, help="default: the config's tasks with a model of their own")
+    ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds a method's reference run may take")
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--mem-mb", type=float, default=None, help="default: the heatmaps rule's resources.mem_mb")
+    ap.add_argument("--methods", nargs="*", default=None, help="a subset of the methods")
+    ap.add_argument("--out", type=Path, default=Path("results/performance"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load(CONFIGS[args.scale].read_text())
+    if args.methods:
+        config["heatmaps"]["methods"] = args.methods
+    mem = args.mem_mb or config["resources"].get("heatmaps", config["resources"]["default"])["mem_mb"]
+    rows = []
+    for task in args.tasks or config["tasks"]:
+        kind, model, inputs, masks = setting(config, task, args.cases)
+        limit_fwd = per_sample_pass(model, inputs[0], False, args.max_batch, mem, args.device)
+        limit_bwd = per_sample_pass(model, inputs[0], True, args.max_batch, mem, args.device)
+        print(f"{task}: per-sample pass {limit_fwd[0]:.4f} s forward (batch {limit_fwd[1]}), {limit_bwd[0]:.4f} s "
+              f"forward + backward (batch {limit_bwd[1]})", flush=True)
+        rows += method_rows(config, task, kind, model, inputs, masks, args, limit_fwd, limit_bwd)
+        rows += stage_rows(config, task, kind, model, inputs, args, limit_fwd, limit_bwd)
+    table = pd.DataFrame(rows)
+    heat = table[table["reference_s"].notna()]
+    for task, g in heat.groupby("task"):
+        total = {"scale": args.scale, "task": task, "method": "all heatmap methods",
+                 "reference_s": g["reference_s"].sum(), "clinxai_s": g["clinxai_s"].sum(), "limit_s": g["limit_s"].sum()}
+        total["speedup"] = total["reference_s"] / total["clinxai_s"]
+        total["limit_fraction"] = total["limit_s"] / total["clinxai_s"]
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "performance.csv", index=False)
+    plot(table[table["method"] != "all heatmap methods"], args.out / "performance.png")
+    cols = ["task", "method", "passes", "pass", "reference_s", "clinxai_s", "limit_s", "speedup", "limit_fraction",
+            "extrapolated"]
+    print(table[[c for c in cols if c in table]].round(4).to_string(index=False))
+    print(f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"peak RSS {rss_mb():.0f} MB; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
