@@ -1,6 +1,6 @@
 """Performance harness (issue 22): the paper's way of calling captum vs clinxai vs the forward-pass limit.
 
-    python benchmarks/performance.py --scale demo --out results/performance/demo          # minutes on 2 cores
+    python benchmarks/performance.py --scale demo --out results/performance/demo          # ~10 minutes on 2 cores
     python benchmarks/performance.py --scale paper --tasks glioma --cases 1 --budget 60 --out results/performance/paper
 
 For each task, on one model with random weights at the scale's sizes (demo: config/config.yaml; paper:
@@ -10,8 +10,9 @@ config/paper.yaml -- GeneNet 16-32-64-128-128-128 / fc 4096 at 4 x 128^3, the kn
 - reference: one case per call, captum's default for every batching argument (the paper's code);
 - clinxai: `clinxai.attribution.explain` with the config's batching;
 - limit: the passes the method needs (forward, or forward + backward for gradient methods; counted from its
-  parameters, the supervoxel count and the window grid) x the best per-sample pass time measured on the model over
-  batch sizes (folded BatchNorm and channels-last for forward passes, as clinxai's Predictor).
+  parameters, the supervoxel count and the window grid; tests/test_performance_harness.py checks the counts against
+  the samples captum feeds the model) x the best per-sample pass time measured on the model over batch sizes
+  (forward passes with BatchNorm folded, in inference mode).
 
 Then feature removal, modality Shapley and one training epoch against their pass limits. Reports per row the
 speed-up reference/clinxai, the limit fraction limit/clinxai, the process's peak RSS and (CUDA) the peak allocated
@@ -46,6 +47,7 @@ from clinxai.attribution.supervoxels import image_masks, view_masks  # noqa: E40
 from clinxai.config import removal_cfg, task_methods  # noqa: E402
 from clinxai.evaluation.perturbation import removal_curves, subset_performance  # noqa: E402
 from clinxai.inference import FlatLayout, Predictor, fuse_batchnorm  # noqa: E402
+from clinxai.logs import filter_known_warnings  # noqa: E402
 from clinxai.metrics.modality import all_subsets  # noqa: E402
 from clinxai.models import MODEL_FAMILIES, build_model  # noqa: E402
 from clinxai.tasks import VIEWS, kind_of, task_setting  # noqa: E402
@@ -87,7 +89,7 @@ def per_sample_pass(model, example: tuple, backward: bool, max_batch: int, mem_m
     up to max_batch, stopping where the next size would pass mem_mb (estimated from the measured growth)."""
     net = explainable(copy.deepcopy(model)).to(device) if backward else fuse_batchnorm(model).to(device)
     best, best_b, b = math.inf, 1, 1
-    base = rss_mb()
+    base = rss_now_mb()
     while b <= max_batch:
         x = tuple(t.expand(b, *t.shape[1:]).contiguous().to(device) for t in example)
         times = []
@@ -104,22 +106,26 @@ def per_sample_pass(model, example: tuple, backward: bool, max_batch: int, mem_m
         per = min(times[1:]) / b  # the first run of a size warms up
         if per < best:
             best, best_b = per, b
-        grown = rss_mb() - base
-        if grown * 2 > mem_mb or min(times[1:]) > 30:
+        grown = rss_now_mb() - base
+        if device.startswith("cuda"):
+            grown = max(grown, torch.cuda.max_memory_allocated() / 2**20)
+        if grown * 2 > mem_mb or min(times[1:]) > 30:  # the next (doubled) batch would pass the rule's memory
             break
         b *= 2
     return best, best_b
 
 
 def windows(shape, window, stride) -> int:
-    """Occlusion's window positions as captum places them: per axis floor((size - window) / stride) + 1."""
-    return math.prod((s - w) // st + 1 for s, w, st in zip(shape, window, stride))
+    """Occlusion's window positions as captum places them: per axis ceil((size - window) / stride) + 1 (the last
+    window is shifted back inside the input)."""
+    return math.prod(math.ceil((s - w) / st) + 1 for s, w, st in zip(shape, window, stride))
 
 
 def passes(method: str, params: dict, kind, inputs: tuple, masks: dict) -> tuple[int, bool]:
     """(passes per case, backward?) a method needs at its parameters."""
     m = METHODS[method]
-    n_feat = int((masks["specific"][-1] if kind.layout == VIEWS else masks["specific"]).max()) + 1
+    mask = masks[m.feature_mask or "specific"]  # ids are consecutive over modalities (views: the last view's max)
+    n_feat = int(np.max(mask[-1] if kind.layout == VIEWS else mask)) + 1
     if m.family == "gradient":
         count = {"SmoothGrad": params.get("nt_samples", 1), "IntegratedGradients": params.get("n_steps", 50),
                  "GradientShap": params.get("n_samples", 5), "DeepLift": 2, "GuidedGradCAM": 2}.get(method, 1)
@@ -134,7 +140,7 @@ def passes(method: str, params: dict, kind, inputs: tuple, masks: dict) -> tuple
         return 1 + n_feat, False
     if method == "ShapleyValueSampling":
         return 1 + params["n_samples"] * n_feat, False
-    return 1 + params["n_samples"], False  # KernelShap, Lime: one pass per sample
+    return params["n_samples"], False  # KernelShap, Lime: one pass per sample (no unperturbed one)
 
 
 # ---- timing ----
@@ -144,7 +150,16 @@ def sync(device: str) -> None:
 
 
 def rss_mb() -> float:
+    """The process's peak resident memory so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_now_mb() -> float:
+    """The resident memory now (MB; Linux), for the growth of one batch size."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return rss_mb()
 
 
 def timed(fn, device: str) -> float:
@@ -273,7 +288,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", choices=list(CONFIGS), default="demo")
     ap.add_argument("--tasks", nargs="+", default=None, help="default: the config's tasks with a model of their own")
-    ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--cases", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--budget", type=float, default=60.0, help="seconds a method's reference run may take")
@@ -283,6 +298,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/performance"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    filter_known_warnings()
     config = yaml.safe_load(CONFIGS[args.scale].read_text())
     if args.methods:
         config["heatmaps"]["methods"] = args.methods

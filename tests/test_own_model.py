@@ -137,7 +137,7 @@ def test_modalities_on_different_grids_are_a_case_error(tmp_path):
 def test_a_supplied_model_needs_the_manifest_split(tmp_path):
     manifest = write_manifest(tmp_path / "data", split=False)
     with pytest.raises(ClinxaiError, match="has no split column: a fresh split would put the model's own training"):
-        run_prepare(tmp_path, data_cfg(manifest, model={"factory": "m:f", "checkpoint": "x.pt"}))
+        run_prepare(tmp_path, data_cfg(manifest, supplied_model=True))
 
 
 # ---- the model plug-in ----
@@ -267,8 +267,8 @@ def train_checkpoints(tmp_path, root, table, seeds=(0, 1), n_outputs=1):
 
 @pytest.mark.slow
 def test_own_model_and_data_through_every_stage(tmp_path):
-    """A binary task with a one-logit model and a three-class task with a three-logit model, both defined in the
-    test's directory, two checkpoints each, manifests with groups: every stage runs on both."""
+    """A binary task with a one-logit model and a three-class task with a three-logit model (and no mask column),
+    both defined in the test's directory, two checkpoints each, manifests with groups: every stage runs on both."""
     from helpers import overlay, snakemake, workdir
 
     wd = workdir(tmp_path)
@@ -279,7 +279,9 @@ def test_own_model_and_data_through_every_stage(tmp_path):
         manifest, tables[task] = signal_manifest(tmp_path / task, n=8 * len(classes), n_classes=len(classes))
         ckpts = train_checkpoints(tmp_path, tmp_path / task, tables[task],
                                   n_outputs=1 if len(classes) == 2 else len(classes))
-        data[task] = {"kind": "manifest", "manifest": str(manifest), "modalities": ["T2", "ADC"], "mask": "roi",
+        # the three-class task without its mask column: no plausibility or localisation, the middle slice exported
+        mask = "roi" if len(classes) == 2 else None
+        data[task] = {"kind": "manifest", "manifest": str(manifest), "modalities": ["T2", "ADC"], "mask": mask,
                       "classes": classes, "preprocessing": "none", "metric": "auc",
                       "model": {"factory": "mynets:net", "kwargs": {"n_outputs": 1 if len(classes) == 2 else 3},
                                 "python_path": str(tmp_path / "code"), "checkpoint": ckpts,
@@ -300,7 +302,10 @@ def test_own_model_and_data_through_every_stage(tmp_path):
         assert (split.set_index("case")["split"] == table.set_index("case")["split"].loc[split["case"]]).all()
         truth = pd.read_csv(results / f"{task}/truthfulness/summary.csv")
         assert truth["delta_aupc_n"].eq(2).all() and len(truth) == 6  # both models, the six methods of tiny.yaml
-        assert (results / f"{task}/localisation/scores.csv").is_file()
+        metrics = set(pd.read_csv(results / f"{task}/localisation/scores.csv")["metric"])
+        assert {"ds", "morf"} <= metrics and ("rma" in metrics) == (task == "own")  # masks: localisation scores
+        assert (results / f"{task}/plausibility").is_dir() == (task == "own")
+        assert len(list((results / f"{task}/heatmaps/export").rglob("*.png"))) > 0
         sens = pd.read_csv(results / f"{task}/sensitivity/scores.csv")
         assert set(sens["seed"]) == {1} and "data" not in set(sens["attribute"])  # no training to permute
         grid = pd.read_csv(results / f"{task}/sensitivity/seed1/GradCAM.csv")
@@ -425,3 +430,102 @@ def test_a_bad_image_names_the_manifest_line_and_column(tmp_path, bad, message):
     with pytest.raises(ClinxaiError) as err:
         run_prepare(tmp_path, data_cfg(manifest))
     assert message in str(err.value)
+
+
+def test_a_slice_manifest_is_resized_in_2d_and_trains_densenet(tmp_path):
+    """layout slice: 2-D images (a NIfTI slice stored X x Y x 1 is read as X x Y), bilinear resizing to the grid, and
+    the pipeline's own network for slices (DenseNet) when no model is supplied."""
+    root = tmp_path / "data"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        row = {"case": f"s{i:02d}", "label": i % 2, "split": ["train", "train", "val", "test"][i // 2 % 4]}
+        nib.save(nib.Nifti1Image(rng.normal(size=(20, 18, 1)).astype(np.float32) + 3, np.eye(4)),
+                 root / f"s{i:02d}_T2.nii.gz")
+        np.save(root / f"s{i:02d}_ADC.npy", rng.normal(size=(20, 18)).astype(np.float32) + 3)
+        row.update({"T2": f"s{i:02d}_T2.nii.gz", "ADC": f"s{i:02d}_ADC.npy"})
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    cfg = {**data_cfg(root / "manifest.csv", layout="slice", grid=[16, 16]), "mask": None}
+    meta, out = run_prepare(tmp_path, cfg)
+    assert meta["grid"] == [16, 16]
+    with np.load(out["arrays"] / "s00.npz") as z:
+        assert z["image"].shape == (2, 16, 16) and "seg" not in z.files and z["affine"].shape == (4, 4)
+    kind = kind_of({"seeds": [1], "data": {"own": cfg}}, "own")
+    assert kind.model == "densenet2d" and kind.layout == "slice" and kind.export_axis is None
+    with pytest.raises(ClinxaiError, match="give 2 sizes for the slice layout"):
+        run_prepare(tmp_path, {**cfg, "grid": [16, 16, 4]})
+
+
+def test_a_model_that_folding_would_break_is_evaluated_unfolded(caplog):
+    """BatchNorm registered after a convolution but normalising conv(x) + x: folding it into the convolution is
+    wrong, and the fast predictor notices on its first batch."""
+    from torch import nn
+
+    from clinxai.inference import FlatLayout, Predictor
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2))
+
+        def forward(self, x):
+            return self.head(torch.relu(self.bn(self.conv(x) + x)))
+
+    torch.manual_seed(0)
+    model = Residual().eval()
+    model.bn.running_mean.uniform_(-1, 1)
+    model.bn.running_var.uniform_(0.2, 3)
+    x = (torch.randn(1, 2, 8, 8),)
+    layout = FlatLayout(x)
+    flat = torch.stack([layout.flatten(x) * (1 + i) for i in range(4)])
+    fast = Predictor(model, layout, fast=True)
+    with caplog.at_level("WARNING"):
+        prob, _ = fast(flat)
+    with torch.no_grad():
+        ref = torch.softmax(model(*layout.unflatten(flat)), 1).numpy()
+    np.testing.assert_allclose(prob, ref, atol=1e-6)
+    assert "folding BatchNorm changes this model's predictions" in caplog.text
+    np.testing.assert_allclose(fast(flat)[0], ref, atol=1e-6)  # and from then on
+
+
+def test_blank_lines_keep_the_line_numbers_and_numeric_class_names_are_refused(tmp_path):
+    manifest = write_manifest(tmp_path / "data")
+    lines = manifest.read_text().splitlines()
+    lines.insert(2, "")  # a blank line 3: case c01 moves to line 4
+    lines[3] = lines[3].replace("c01_ADC.npy", "gone.npy")
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ClinxaiError, match="case c01: manifest line 4, column ADC: gone.npy not found"):
+        run_prepare(tmp_path, data_cfg(manifest))
+    with pytest.raises(ClinxaiError, match="class name '2' is a number other than its index"):
+        run_prepare(tmp_path, data_cfg(manifest, classes=[2, 3]))
+
+
+def test_editing_an_image_a_manifest_names_changes_its_input_state(tmp_path):
+    """prepare_data reruns when a file the manifest names changes, wherever it lies (results/manifests/<task>.tsv)."""
+    import os
+
+    from clinxai.data.input_state import manifest_files, update_manifest
+
+    manifest = write_manifest(tmp_path / "data")
+    files = manifest_files(manifest)
+    assert len(files) == 1 + 12 * 3 and str(tmp_path / "data" / "c03_ADC.npy") in files
+    state = tmp_path / "state.tsv"
+    update_manifest(state, files)
+    before = state.read_text()
+    target = tmp_path / "data" / "c03_ADC.npy"
+    os.utime(target, ns=(target.stat().st_mtime_ns + 10**9,) * 2)
+    update_manifest(state, manifest_files(manifest))
+    assert state.read_text() != before
+
+
+def test_every_class_keeps_a_training_group():
+    """Large groups overshoot the test and val quotas; the last group of a class still trains."""
+    groups = ["a"] * 5 + ["b"] * 5 + ["c"] * 1 + ["d"] * 1 + ["e"] * 1
+    labels = [0] * 5 + [1] * 5 + [0, 0, 0]
+    cases = pd.DataFrame({"case": [f"c{i:02d}" for i in range(len(groups))], "label": labels})
+    for seed in range(10):
+        split = stratified_split(cases, {"train": 0.6, "val": 0.2, "test": 0.2}, seed, groups=pd.Series(groups))
+        assert set(split.loc[split["split"] == "train", "label"]) == {0, 1}  # class 1's one group never leaves

@@ -9,7 +9,7 @@ import yaml
 
 from . import ClinxaiError
 from .tasks import (KINDS, RENAMED_KEYS, RESERVED_NAMES, checkpoints, data_source, kind_name, kind_of, source_task,
-                    supplied_model, task_setting, task_title)
+                    supplied_model, task_seeds, task_setting, task_title)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -98,12 +98,15 @@ def validate_config(config: dict, schema_path=SCHEMA, check_paths: bool = True) 
     for key, fr in fractions:
         if fr is not None and abs(sum(fr.values()) - 1.0) > 1e-6:
             raise ConfigError(f"config key {key} = {fr}: the fractions must sum to 1.")
+    # the configured seeds and a supplied model's checkpoint numbers 1, 2, ... (a supplied model's task runs its first
+    # model where the list names none of its own)
+    models = sorted(set(config["seeds"]) | {s for t in config["tasks"] for s in task_seeds(config, t)})
     for key, seeds in (("localisation.road.seeds", config["localisation"]["road"]["seeds"]),
                        ("sensitivity.seeds", config["sensitivity"]["seeds"])):
-        unknown = [s for s in seeds or [] if s not in config["seeds"]]
+        unknown = [s for s in seeds or [] if s not in models]
         if unknown:
-            raise ConfigError(f"config key {key} lists {unknown}, which are not in seeds {config['seeds']}: use "
-                              "seeds of trained models, or null for all of them.")
+            raise ConfigError(f"config key {key} lists {unknown}, which are not in seeds {models} (nor a supplied "
+                              "model's checkpoint numbers): use seeds of trained models, or null for all of them.")
     # names of tasks not in this run are ignored, like per-task settings; a task without feature removal has no ΔAUPC
     without = [t for t in config["sensitivity"]["hyperparameters"]["delta_aupc"] or []
                if t in config["tasks"] and not kind_of(config, t).removal]

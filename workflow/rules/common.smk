@@ -20,7 +20,7 @@ from clinxai.config import (
     task_postprocess_cfg,
     validate_config,
 )
-from clinxai.data.input_state import update_manifest
+from clinxai.data.input_state import manifest_files, update_manifest
 from clinxai.runlock import clear_stale_locks
 from clinxai.tasks import (
     checkpoints,
@@ -110,11 +110,15 @@ PHANTOMS = {
 
 
 def real_data_folders(task):
-    """The user's folders a task reads (its data and mask folders); none for phantoms, which the workflow writes."""
+    """The user's folders a task reads (its data and mask folders; a manifest and the files it names); none for
+    phantoms, which the workflow writes."""
     if data_source(config, task) not in kind_of(config, task).sources:
         return []
+    root = data_root(config, task, RESULTS)
+    if os.path.isfile(root):
+        return manifest_files(root)
     folder = mask_folder(config, task, RESULTS)
-    return [data_root(config, task, RESULTS)] + ([folder] if folder else [])
+    return [root] + ([folder] if folder else [])
 
 
 def input_manifest(task):
@@ -135,8 +139,13 @@ def data_inputs(task):
 
 
 def prepare_params(task):
+    """A task's data settings for prepare_data; of a supplied model only whether there is one (an edit of its
+    factory, layers or checkpoints must not redo the data), and not the performance metric."""
+    data = {k: v for k, v in config["data"][task].items() if k not in ("model", "metric")}
+    if supplied_model(config, task):
+        data["supplied_model"] = True
     return {
-        **config["data"][task],
+        **data,
         "root": data_root(config, task, RESULTS),
         "boxes_dir": mask_folder(config, task, RESULTS),
     }
@@ -174,7 +183,10 @@ def models_of(task, key):
 def import_inputs(wc):
     """A prepared task and the user's checkpoint that stands in for model `seed` (1, 2, ...)."""
     inputs = {k: prepared(wc.task)[k] for k in ("split", "meta", "arrays")}
-    return {**inputs, "source": checkpoints(supplied_model(config, wc.task))[int(wc.seed) - 1]}
+    files = checkpoints(supplied_model(config, wc.task))
+    if not 1 <= int(wc.seed) <= len(files):
+        raise ValueError(f"{wc.task} has models 1 to {len(files)} (data.{wc.task}.model.checkpoint), not {wc.seed}.")
+    return {**inputs, "source": files[int(wc.seed) - 1]}
 
 
 def train_inputs(wc):

@@ -86,6 +86,9 @@ def dilate_axial(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def mask_keys(kind: TaskKind, names: list[str]) -> list[str]:
+    """npz keys of a case's clinical masks; none for a task without (a manifest without a mask column)."""
+    if kind.mask.key is None:
+        return []
     return [f"{kind.mask.key}_{n}" for n in names] if kind.mask.per_view else [kind.mask.key]
 
 
@@ -111,8 +114,9 @@ def clinical_masks(kind: TaskKind, data_dir, case: str, names: list[str], dilati
 
 
 def montage_arrays(kind: TaskKind, data_dir, case: str, meta: dict):
-    """(per-modality images, affine, per-modality slice index through the clinical mask, slice axis) of a case, for
-    the export's NIfTI files and montages. 2-D slices are shown whole (index None)."""
+    """(per-modality images, affine, per-modality slice index through the clinical mask -- the middle one without a
+    mask --, slice axis) of a case, for the export's NIfTI files and montages. 2-D slices are shown whole (index
+    None)."""
     names = modality_names(meta)
     keys = input_keys(kind, meta) + mask_keys(kind, names) + (["affine"] if kind.has_affine else [])
     z = read_case(data_dir, case, keys)
@@ -123,6 +127,8 @@ def montage_arrays(kind: TaskKind, data_dir, case: str, meta: dict):
         return images, affine, [None] * len(images), None
     masks = [z[k] for k in mask_keys(kind, names)]
     masks = masks if kind.mask.per_view else masks * len(images)
+    if not masks:  # no clinical mask: the middle slice
+        return images, affine, [img.shape[axis] // 2 for img in images], axis
     slices = []
     for img, m in zip(images, masks):
         area = np.moveaxis(m > 0, axis, 0).reshape(m.shape[axis], -1).sum(1)

@@ -1,5 +1,8 @@
 """The state of a task's input files as a rule input, so that editing data in place reruns preparation.
 
+(The file written here is called the task's input "manifest" -- results/manifests/<task>.tsv -- not to be confused
+with the manifest dataset kind's CSV, clinxai.data.manifest.)
+
 Snakemake compares a directory input by the folder's own modification time, which does not change when a file inside
 it is rewritten (a re-exported NIfTI, a corrected grade in name_mapping.csv, a fixed MRNet csv). Every parse of the
 workflow (each SLURM job's too) lists the files under the task's data folders with their size and modification time;
@@ -20,6 +23,11 @@ def input_state(folders) -> tuple[str, int]:
     lines, newest = [], 0
     for i, folder in enumerate(folders):
         root = Path(folder)
+        if root.is_file():  # a file listed on its own (a manifest and the images it names)
+            st = root.stat()
+            lines.append(f"{i}\t{root.name}\t{st.st_size}\t{st.st_mtime_ns}")
+            newest = max(newest, st.st_mtime_ns)
+            continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             for name in sorted(filenames):
@@ -31,6 +39,27 @@ def input_state(folders) -> tuple[str, int]:
                 lines.append(f"{i}\t{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
                 newest = max(newest, st.st_mtime_ns)
     return "".join(line + "\n" for line in lines), newest
+
+
+def manifest_files(path, skip=("case", "label", "split", "group")) -> list[str]:
+    """The manifest CSV and every existing file its cells name (relative to its folder): the inputs of a manifest
+    task, wherever they lie. csv, not pandas: every parse of the workflow runs this."""
+    import csv
+
+    path = Path(path)
+    files = [str(path)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                for column, value in row.items():
+                    if column and column.strip() not in skip and value and value.strip():
+                        p = Path(value.strip())
+                        p = p if p.is_absolute() else path.parent / p
+                        if p.is_file():
+                            files.append(str(p))
+    except (OSError, UnicodeDecodeError, csv.Error):  # the reader reports a bad manifest with its line
+        pass
+    return files
 
 
 def update_manifest(path, folders) -> str:

@@ -34,7 +34,8 @@ def read_manifest(path, modalities, mask: str | None, classes, policy: BadCasePo
     "mask") to an absolute path. Rows whose files are missing go through `policy`."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # blank lines kept, then dropped with their index: line numbers stay the file's
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except Exception as err:  # empty, binary or unreadable
         raise ClinxaiError(f"manifest {path} cannot be read as CSV ({type(err).__name__}: {str(err)[:160]}).") from err
     table.columns = [c.strip() for c in table.columns]
@@ -47,6 +48,9 @@ def read_manifest(path, modalities, mask: str | None, classes, policy: BadCasePo
     if table.empty:
         raise ClinxaiError(f"manifest {path} has no rows: add one row per case.")
     table = table.apply(lambda col: col.str.strip())
+    table = table[(table != "").any(axis=1)]
+    if table.empty:
+        raise ClinxaiError(f"manifest {path} has no rows: add one row per case.")
     _check_ids(path, table)
     labels = _labels(path, table, [str(c) for c in classes])
     rows = []
@@ -102,6 +106,10 @@ def _check_ids(path: Path, table: pd.DataFrame) -> None:
 
 def _labels(path: Path, table: pd.DataFrame, classes: list[str]) -> list[int]:
     """Class index per row: a class name of `classes` or an integer 0 .. len(classes) - 1."""
+    numeric = [c for i, c in enumerate(classes) if c.lstrip("-").isdigit() and int(c) != i]
+    if numeric:  # "2" could be the name or the index
+        raise ClinxaiError(f"data.<task>.classes {classes}: class name {numeric[0]!r} is a number other than its "
+                           "index; name classes by words, or list them so that class k is named k.")
     out = []
     for i, value in table["label"].items():
         if value in classes:

@@ -191,16 +191,16 @@ def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict,
     with atomic_dir(out["arrays"]) as arrays_dir:
         root = Path(data_cfg["root"])
         cases, prepare_case, channels = READERS[dataset](root, data_cfg, grid, policy)
+        if data_cfg.get("supplied_model") and "split" not in cases.columns:
+            raise ClinxaiError(f"{task}: data.{task}.model supplies a trained model but the manifest {root} has no "
+                               "split column: a fresh split would put the model's own training cases into the "
+                               "test set. Add a split column (train / val / test) with the model's split.")
         cases = _run_cases(cases, prepare_case, policy, arrays_dir, threads)
         if cases.empty:
             raise ClinxaiError(f"{task}: every case was excluded; see the excluded list for why.")
         if "split" in cases.columns:  # the manifest's own split (a supplied model's training cases stay out of test)
             split = given_split(cases)
         else:
-            if data_cfg.get("model"):
-                raise ClinxaiError(f"{task}: data.{task}.model supplies a trained model but the manifest {root} has no "
-                                   "split column: a fresh split would put the model's own training cases into the "
-                                   "test set. Add a split column (train / val / test) with the model's split.")
             groups = cases["group"].where(cases["group"] != "", cases["case"]) if "group" in cases.columns else None
             split = stratified_split(cases[["case", "label"]], data_cfg.get("split_fractions") or split_cfg["fractions"],
                                      split_cfg["seed"], groups=groups)

@@ -42,7 +42,8 @@ def stratified_split(cases: pd.DataFrame, fractions: dict[str, float], seed: int
 
 
 def _grouped(cases: pd.DataFrame, fractions: dict, seed: int, groups: pd.Series) -> pd.DataFrame:
-    """Whole groups to test, then val, until each class's share is reached (groups in a seeded order)."""
+    """Whole groups to test, then val, until each class's share is reached (groups in a seeded order; a class's
+    last group always trains)."""
     rng = np.random.default_rng(seed)
     out = cases.assign(group=groups.astype(str)).sort_values("case").reset_index(drop=True)
     first = out.groupby("group", sort=True).agg(label=("label", "first"), n=("case", "size"))
@@ -55,7 +56,7 @@ def _grouped(cases: pd.DataFrame, fractions: dict, seed: int, groups: pd.Series)
         if len(names) >= 3:
             want = {k: max(v, 1) for k, v in want.items()}
         taken = {"test": 0, "val": 0}
-        for name in names:
+        for name in names[:-1]:  # the last group stays in train: every class keeps training cases
             part = next((p for p in ("test", "val") if taken[p] < want[p]), None)
             if part is None:
                 break
