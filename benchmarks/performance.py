@@ -178,14 +178,18 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def scaled(method: str, params: dict, factor: float) -> dict:
-    """Parameters with the sample count (or Occlusion's window count, by a wider stride) cut by about `factor`."""
+def scaled(method: str, params: dict, factor: float, shape) -> dict:
+    """Parameters with the sample count (or Occlusion's window count, by a wider stride) cut by about `factor`;
+    `shape`: one input tensor's shape without the batch (Occlusion's windows stay inside it)."""
     out = dict(params)
     if method in COUNT_PARAM:
         out[COUNT_PARAM[method]] = max(1, int(params[COUNT_PARAM[method]] / factor))
-    elif method == "Occlusion":
+    elif method == "Occlusion":  # a wider stride (and window: captum wants stride <= window); a pass costs the same
         k = factor ** (1 / (len(params["strides"]) - 1))
-        out["strides"] = tuple([params["strides"][0]] + [max(1, int(round(s * k))) for s in params["strides"][1:]])
+        strides = [params["strides"][0]] + [max(1, int(round(s * k))) for s in params["strides"][1:]]
+        out["strides"] = tuple(min(s, n) for s, n in zip(strides, shape))
+        out["sliding_window_shapes"] = tuple(min(max(w, s), n) for w, s, n in
+                                             zip(params["sliding_window_shapes"], out["strides"], shape))
     return out
 
 
@@ -199,7 +203,7 @@ def method_rows(config, task, kind, model, inputs, masks, args, limit_fwd, limit
         n_pass, backward = passes(method, params, kind, inputs[0], masks[0])
         per = limit_bwd if backward else limit_fwd
         factor = max(1.0, n_pass * per[0] * 4 / args.budget)  # the reference runs up to ~4x the limit
-        used = scaled(method, params, factor) if factor > 1 else params
+        used = scaled(method, params, factor, inputs[0][0].shape[1:]) if factor > 1 else params
         used_passes = passes(method, used, kind, inputs[0], masks[0])[0] if factor > 1 else n_pass
         ratio = n_pass / used_passes
         kind_masks = [m[METHODS[method].feature_mask] for m in masks] if METHODS[method].feature_mask else None
