@@ -58,6 +58,11 @@ class GeneNet3D(nn.Module):
         return self.classifier(self.features(x))
 
 
+def two_logits(z: torch.Tensor) -> torch.Tensor:
+    """One binary logit z (batch x 1) as two class logits (-z/2, z/2): softmax gives (1 - sigmoid z, sigmoid z)."""
+    return torch.cat([-z / 2, z / 2], dim=1)
+
+
 class SliceEncoder(nn.Module):
     """AlexNet-style 2-D feature extractor applied to every slice of a view."""
 
@@ -92,8 +97,7 @@ class KneeNet(nn.Module):
 
     def forward(self, axial, coronal, sagittal):
         feats = torch.cat([enc(v) for enc, v in zip(self.encoders, (axial, coronal, sagittal))], dim=1)
-        z = self.head(feats)
-        return torch.cat([-z / 2, z / 2], dim=1)
+        return two_logits(self.head(feats))
 
 
 def _classes(meta: dict) -> dict:

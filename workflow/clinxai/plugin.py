@@ -58,7 +58,9 @@ class PluginModel(nn.Module):
     def forward(self, *inputs):
         out = self.net(*inputs)
         if self.binary_logit:
-            return torch.cat([-out / 2, out / 2], dim=1)
+            from .models import two_logits
+
+            return two_logits(out)
         return out
 
     def layer(self, which: str) -> nn.Module | None:
