@@ -41,7 +41,7 @@ def test_pass_counts_are_the_samples_captum_feeds_the_model(synthetic, method, p
         mask_kind = METHODS[method].feature_mask
         explain(model, kind, method, [f"c{i}" for i in range(len(inputs))], inputs, [0] * len(inputs),
                 [m[mask_kind] for m in masks] if mask_kind else None, 10, params,
-                {"perturbations_per_eval": 1, "permutation_batch": len(inputs)})
+                {"perturbations_per_eval": 1, "permutation_batch": len(inputs), "fast": False})  # captum's own
     finally:
         hook.remove()
     # explain's untimed warm-up is one forward + backward; everything else is the method's (per case)

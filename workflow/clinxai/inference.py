@@ -69,6 +69,30 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+class ForwardOnly(nn.Module):
+    """A model for work that needs only forward passes (perturbation methods): BatchNorm folded into the
+    convolutions and channels-last for a single image input, as in `Predictor`. If folding changes the logits on
+    `example` (a supplied model that normalises something else than the convolution before it), the model itself."""
+
+    def __init__(self, model: nn.Module, example: tuple[torch.Tensor, ...]):
+        super().__init__()
+        self.model = fuse_batchnorm(model)
+        volumetric = any(isinstance(m, nn.Conv3d) for m in self.model.modules())
+        self.memory_format = None
+        if len(example) == 1 and example[0].dim() in (4, 5):
+            self.memory_format = torch.channels_last_3d if volumetric else torch.channels_last
+            self.model = self.model.to(memory_format=self.memory_format)
+        with torch.no_grad():
+            plain, folded = model.eval()(*example), self(*example)
+        if not torch.allclose(plain, folded, atol=1e-4, rtol=1e-4):
+            self.model, self.memory_format = model, None
+
+    def forward(self, *x):
+        if self.memory_format is not None:
+            x = tuple(t.contiguous(memory_format=self.memory_format) for t in x)
+        return self.model(*x)
+
+
 class Predictor:
     """Class probabilities (B x classes) and predicted classes of a model for batches of flat inputs.
 

@@ -128,9 +128,15 @@ def _densenet_arch(model_cfg: dict, meta: dict) -> dict:
 class ModelFamily:
     """How a task kind's model is built from config, rebuilt from a checkpoint, and where GradCAM looks."""
 
-    def __init__(self, build, arch, gradcam_layer=None, previous_layer=None):
+    def __init__(self, build, arch, gradcam_layer=None, previous_layer=None, chain=None):
         self.build, self.arch = build, arch
         self._layers = {"last": gradcam_layer, "previous": previous_layer}
+        self._chain = chain
+
+    def chain(self, model: nn.Module):
+        """(layers, head): the model as a chain of convolution, pooling and element-wise layers followed by a head,
+        for incremental Occlusion (clinxai.attribution.occlusion); None if the family names none."""
+        return None if self._chain is None else self._chain(model)
 
     def gradcam_layer(self, model: nn.Module, which: str = "last") -> nn.Module:
         """`which`: "last" (the default) or "previous", the block before it (the hyperparameter grid)."""
@@ -156,7 +162,8 @@ MODEL_FAMILIES = {
     "genenet3d": ModelFamily(lambda a: GeneNet3D(a["in_channels"], a["grid"], tuple(a["widths"]), a["fc"],
                                                  a.get("n_classes", 2)),
                              _genenet_arch, lambda m: m.features[-2],  # ReLU of the last block, before its MaxPool
-                             lambda m: m.features[-9]),  # the block before: its ReLU (two convs + pool = 7 modules)
+                             lambda m: m.features[-9],  # the block before: its ReLU (two convs + pool = 7 modules)
+                             lambda m: (list(m.features), m.classifier)),
     "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])}),
     "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4,
                               lambda m: m.features.denseblock3),

@@ -49,9 +49,47 @@ def gradcam_layer(model: nn.Module, kind: TaskKind, which: str = "last") -> nn.M
     return MODEL_FAMILIES[kind.model].gradcam_layer(model, which)
 
 
-def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last"):
+def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict, example: tuple | None = None):
+    """clinxai's Occlusion (clinxai.attribution.occlusion) for a method that occludes local windows, unless config
+    switches it off (`incremental_windows: 0`): by incremental inference where the model's family names its layer
+    chain, else, for a model of one input tensor, windows batched through the whole (BatchNorm-folded) model;
+    None otherwise (captum's)."""
+    from ..inference import ForwardOnly
+    from ..models import MODEL_FAMILIES
+    from .occlusion import IncrementalOcclusion, supported
+
+    windows = int(batching.get("incremental_windows", 128))
+    if not method.local_window or windows <= 0:
+        return None
+    family = MODEL_FAMILIES.get(kind.model)
+    split = family.chain(model) if family else None
+    if split is not None and supported(split[0]):
+        return IncrementalOcclusion(*split, windows)
+    if example is not None and len(example) == 1:
+        return IncrementalOcclusion([], ForwardOnly(model, example), int(batching.get("perturbations_per_eval", 16)))
+    return None
+
+
+def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last", batching: dict | None = None,
+          example: tuple | None = None):
+    """The method's explainer. With `batching.fast` (the default), methods that need only forward passes get the
+    model with BatchNorm folded (clinxai.inference.ForwardOnly: checked on `example`, one case's inputs) and
+    clinxai's batched implementation where the registry has one, or incremental Occlusion."""
     import captum.attr as ca
 
+    batching = batching or {}
+    if batching.get("fast", True):
+        fast = incremental(method, model, kind, batching, example)
+        if fast is not None:
+            return fast
+        if method.model_agnostic and example is not None:
+            from ..inference import ForwardOnly
+
+            model = ForwardOnly(model, example)
+        if method.own:
+            from .ablation import OWN
+
+            return OWN[method.captum](model)
     cls = getattr(ca, method.captum)
     if method.wraps:
         return cls(getattr(ca, method.wraps)(model))
@@ -91,6 +129,17 @@ def _named_baseline(name: str, inputs) -> tuple:
             sigma = [0] * (x.dim() - k) + [BLURRED_BASELINE_SIGMA] * k
             out.append(torch.from_numpy(ndimage.gaussian_filter(x.detach().cpu().numpy(), sigma)).to(x))
     return tuple(out)
+
+
+def implementation(explainer) -> str:
+    """What computes a method's maps (the timing table's `implementation` column)."""
+    name = type(explainer).__name__
+    if name == "IncrementalOcclusion":
+        return "clinxai incremental" if explainer.chain else "clinxai batched windows"
+    if type(explainer).__module__.startswith("clinxai"):
+        return "clinxai batched"
+    folded = getattr(explainer, "forward_func", None)
+    return "captum, BatchNorm folded" if type(folded).__name__ == "ForwardOnly" else "captum"
 
 
 def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:
@@ -143,18 +192,21 @@ def _warm_up(model: nn.Module, x: tuple, device) -> None:
 
 def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str], inputs: list[tuple], targets: list[int],
             masks: list | None, seed: int, overrides: dict | None = None, batching: dict | None = None,
-            device="cpu") -> tuple[list[list[np.ndarray]], list[float]]:
+            device="cpu", used: list | None = None) -> tuple[list[list[np.ndarray]], list[float]]:
     """Maps (per case, per modality) and seconds per case for one method over a list of cases; progress (cases done,
-    elapsed, ETA) in the job's log."""
+    elapsed, ETA) in the job's log. `used`, if given, receives what computed them (`implementation`)."""
     method = METHODS[method_name]
     batching = batching or {}
     params = method_params(method_name, kind.layout, overrides)
     layer = params.pop("layer", "last")
     model = explainable(model).to(device)
-    explainer = build(method, model, kind, layer)
+    explainer = build(method, model, kind, layer, batching, tuple(t.to(device) for t in inputs[0]) if cases else None)
     masks = masks if masks is not None else [None] * len(cases)
     if cases:
         _warm_up(model, inputs[0], device)
+        log.info("%s: %s", method_name, implementation(explainer))
+        if used is not None:
+            used.append(implementation(explainer))
 
     def mask_tensors(mask):  # one case's mask (array, or a list per knee view) -> tuple of 1 x ... tensors
         parts = mask if isinstance(mask, list) else [mask]

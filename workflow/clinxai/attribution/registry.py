@@ -42,6 +42,8 @@ class Method:
     modality_specific: bool = True   # False: identical map on every modality (MI correlation undefined)
     batch_of_cases: bool = False     # one call explains several cases (gradient methods)
     needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
+    local_window: bool = False       # occludes local windows: incremental inference where the model allows it
+    own: bool = False                # clinxai's batched implementation replaces captum's (attribution/ablation.py)
     grid: tuple = ()                 # Vary entries: the hyperparameter-dependence grid (none: nothing to tune)
     about: str = ""                  # what the method computes (the saliency card's methodology paragraph)
     meaning: str = ""                # what a map value means (the card's semantic directness)
@@ -102,16 +104,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            {"sliding_window_shapes": (1, 11, 11, 11), "strides": (1, 5, 5, 5), "baselines": "gaussian"},
            layout_params={VIEWS: {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
                           SLICE: {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
-           sampled=True, model_agnostic=True, grid=(Vary("window", (0.5, 1.5), True),),
+           sampled=True, model_agnostic=True, local_window=True, grid=(Vary("window", (0.5, 1.5), True),),
            about=("The logit drop when a sliding window is replaced by a noise baseline, spread over the window's "
                   "voxels (Zeiler & Fergus 2014)."),
            meaning="How much the prediction relies on the region around the voxel (a measured drop, window-sized)."),
     Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
-           model_agnostic=True, grid=(Vary("n_segments", SCALE, True),),
+           model_agnostic=True, own=True, grid=(Vary("n_segments", SCALE, True),),
            about="The logit drop when a supervoxel of one modality is set to the baseline, one at a time.",
            meaning="The measured effect of removing the voxel's supervoxel alone; every voxel of it shares the value."),
     Method("ShapleyValueSampling", "ShapleyValueSampling", "perturbation", {"baselines": 0.0, "n_samples": 25},
-           feature_mask="specific", sampled=True, model_agnostic=True,
+           feature_mask="specific", sampled=True, model_agnostic=True, own=True,
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about="Shapley values of supervoxels estimated from random permutations (Castro et al. 2009).",
            meaning="The supervoxel's average marginal contribution to the logit over orders of adding features."),

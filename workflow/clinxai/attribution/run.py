@@ -65,8 +65,9 @@ def _explain_and_save(task, kind, seed, method, model, pred, cases, inputs, mask
     m = METHODS[method]
     overrides = (cfg.get("params") or {}).get(task, {}).get(method)
     batching = cfg["batching"]
+    used: list = []
     maps, seconds = explain(model, kind, method, cases, inputs, [int(p) for p in pred["pred"]], masks, seed,
-                            overrides, batching, dev)
+                            overrides, batching, dev, used)
     post_cfg = cfg["postprocess"]
     import captum
 
@@ -82,6 +83,7 @@ def _explain_and_save(task, kind, seed, method, model, pred, cases, inputs, mask
                      "device": dev, "threads": torch.get_num_threads(),
                      "batch_size": batching.get("batch_size") if m.batch_of_cases and not m.sampled else 1,
                      "perturbations_per_eval": batching.get("perturbations_per_eval") if m.family == "perturbation" else "",
+                     "implementation": used[0] if used else "",
                      "captum": captum.__version__, "torch": torch.__version__})
     save_maps(out_maps, dict(zip(cases, maps)))
     table = pd.DataFrame(rows)

@@ -1,0 +1,107 @@
+"""FeatureAblation and ShapleyValueSampling as coalitions x forward passes, batched (issue 22).
+
+Both methods evaluate the model on copies of a case in which a set of features (supervoxels of the feature mask) is
+present and the rest is at the baseline: input = baseline + (x - baseline) * present[mask]. captum builds every copy
+and its attribution mask at full size, one feature at a time; here a batch of coalitions becomes inputs in one
+tensor operation and a feature's score is written to its voxels once at the end. Same formulas, same permutations
+(drawn with torch.randperm from the global generator, in captum's order) and so the same maps within float
+tolerance (tests/test_ablation.py):
+
+- FeatureAblation: score_j = f(x)[t] - f(x without feature j)[t];
+- ShapleyValueSampling: per random order of the features, starting from f(baseline), each feature's increase of
+  f(.)[t] when it is added; the mean over orders.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Coalitions:
+    """Evaluate f on a case with coalitions of features present (rows of a bool matrix), in batches."""
+
+    def __init__(self, forward, x: tuple, baselines: tuple, masks: tuple, target: int, batch: int, n: int):
+        self.forward, self.target, self.batch, self.n = forward, int(target), max(1, int(batch)), n
+        self.x = x
+        self.base = tuple(torch.as_tensor(b, dtype=t.dtype, device=t.device).expand_as(t) for b, t in zip(baselines, x))
+        self.masks = tuple(m.expand_as(t) if m.shape[1] == 1 else m for m, t in zip(masks, x))
+
+    @torch.no_grad()
+    def __call__(self, present: torch.Tensor) -> torch.Tensor:
+        """f(.)[target] for each row of `present` (coalitions x features, bool)."""
+        out = []
+        for lo in range(0, len(present), self.batch):
+            rows = present[lo:lo + self.batch].to(self.x[0].dtype)
+            inputs = tuple(b + (t - b) * rows[:, m[0]] for t, b, m in zip(self.x, self.base, self.masks))
+            out.append(self.forward(*inputs)[:, self.target].float())
+        return torch.cat(out)
+
+    def to_map(self, scores: torch.Tensor) -> tuple:
+        """Per-feature scores written to the features' voxels: one tensor per input, 1 x input shape."""
+        return tuple(scores[m] for m in self.masks)
+
+
+def _per_case(inputs, target, baselines, feature_mask):
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+    baselines = baselines if isinstance(baselines, tuple) else (baselines,) * len(inputs)
+    targets = torch.as_tensor(target).reshape(-1).tolist()
+    for i in range(len(inputs[0])):
+        sel = i if len(masks[0]) > 1 else 0
+        yield (i, tuple(t[i:i + 1] for t in inputs),
+               tuple(b[i:i + 1] if torch.is_tensor(b) and b.dim() and len(b) > 1 else b for b in baselines),
+               tuple(m[sel:sel + 1] for m in masks), int(targets[i if len(targets) > 1 else 0]))
+
+
+class _Method:
+    def __init__(self, forward_func):
+        self.forward = forward_func
+
+    def attribute(self, inputs, target=None, baselines=0.0, feature_mask=None, perturbations_per_eval=1, **kw):
+        as_tuple = isinstance(inputs, tuple)
+        x = inputs if as_tuple else (inputs,)
+        masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+        n = int(max(int(m.max()) for m in masks)) + 1  # features of the whole call, as captum counts them
+        draws = self._draw(n, **kw)  # one set of random draws for every case of the call, as captum
+        out = tuple(torch.zeros_like(t, dtype=torch.float32) for t in x)
+        for i, xi, bi, mi, ti in _per_case(inputs, target, baselines, feature_mask):
+            c = Coalitions(self.forward, xi, bi, mi, ti, perturbations_per_eval, n)
+            for o, a in zip(out, self._one(c, draws)):
+                o[i] = a[0]
+        return out if as_tuple else out[0]
+
+    def _draw(self, n: int, **kw):
+        return None
+
+
+class FeatureAblation(_Method):
+    """captum.attr.FeatureAblation(forward_func).attribute with a feature mask, batched."""
+
+    def _one(self, c: Coalitions, draws):
+        present = torch.ones(c.n + 1, c.n, dtype=torch.bool)
+        present[1:].fill_diagonal_(False)  # row 0: the case itself; row 1 + j: without feature j
+        f = c(present)
+        return c.to_map(f[0] - f[1:])
+
+
+class ShapleyValueSampling(_Method):
+    """captum.attr.ShapleyValueSampling(forward_func).attribute with a feature mask, batched over orders."""
+
+    def _draw(self, n: int, n_samples: int = 25):
+        return [torch.randperm(n) for _ in range(int(n_samples))]  # captum's draws, in its order
+
+    def _one(self, c: Coalitions, orders):
+        steps = torch.zeros(1 + len(orders) * c.n, c.n, dtype=torch.bool)  # row 0: nothing present
+        for k, order in enumerate(orders):
+            rows = steps[1 + k * c.n:1 + (k + 1) * c.n]
+            rows[torch.arange(c.n)[:, None] >= torch.arange(c.n)[None, :]] = True  # step s: the first s + 1 features
+            rows[:] = rows[:, torch.argsort(order)]  # ...in this order
+        f = c(steps)
+        scores = torch.zeros(c.n)
+        for k, order in enumerate(orders):
+            run = torch.cat([f[:1], f[1 + k * c.n:1 + (k + 1) * c.n]])
+            scores[order] += run[1:] - run[:-1]
+        return c.to_map(scores / len(orders))
+
+
+OWN = {"FeatureAblation": FeatureAblation, "ShapleyValueSampling": ShapleyValueSampling}
