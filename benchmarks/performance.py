@@ -18,10 +18,11 @@ Then feature removal, modality Shapley and one training epoch against their pass
 speed-up reference/clinxai, the limit fraction limit/clinxai, the process's peak RSS and (CUDA) the peak allocated
 memory, and writes `performance.csv` and `performance.png` under --out. Where a run would exceed --budget seconds
 per method, its sample count (steps, samples) is reduced, or Occlusion's stride widened, and the time scaled by the
-pass ratio: the row says `extrapolated` and from how many passes. Occlusion by incremental inference (a model
-family that names its layer chain: the glioma GeneNet) costs less per window than a pass and more the larger the
-window, so there clinxai's time comes from a random sample of the real windows instead. Batch sizes stay below
---max-batch and the memory the rule may use (--mem-mb): faster must not mean out of memory on a SLURM node. Timings
+pass ratio: the row says `extrapolated` and from how many passes. clinxai's Occlusion (incremental inference on a
+model family that names its layer chain, the glioma GeneNet; whole windows batched otherwise) costs per window what
+the window's size makes it, so there clinxai's time comes from a random sample of the real windows instead. Batch
+sizes stay below --max-batch and the memory the rule may use (--mem-mb): faster must not mean out of memory on a
+SLURM node (incremental Occlusion's window batch, `incremental_windows`, holds patches, not whole inputs). Timings
 depend on the machine: this is a benchmark, not a test.
 """
 
@@ -210,9 +211,10 @@ def incremental_seconds(fast, inputs: list[tuple], params: dict, n_sample: int, 
             acts, baseline = fast.prepare(x, 0.0)
             sync(device)
             t1 = time.perf_counter()
+            summed, covered = torch.zeros_like(x[0]), torch.zeros_like(x[0])  # the attribution's bookkeeping too
             for lo in range(0, len(pick), fast.batch):
-                fast.occluded_logits(x, baseline, starts[pick[lo:lo + fast.batch]], ends[pick[lo:lo + fast.batch]],
-                                     acts)
+                s, e = starts[pick[lo:lo + fast.batch]], ends[pick[lo:lo + fast.batch]]
+                fast.accumulate(summed, covered, s, e, fast.occluded_logits(x, baseline, s, e, acts)[:, 0])
             sync(device)
         total += t1 - t0 + (time.perf_counter() - t1) * len(starts) / len(pick)
     return total / len(inputs)

@@ -9,7 +9,7 @@ from captum import attr as ca
 from torch import nn
 
 from clinxai.attribution import ablation
-from clinxai.attribution.explain import build, explain
+from clinxai.attribution.explain import build, explain, implementation
 from clinxai.attribution.registry import METHODS
 from clinxai.inference import ForwardOnly
 from clinxai.models import GeneNet3D, KneeNet
@@ -97,7 +97,10 @@ def test_forward_only_folds_batchnorm_and_falls_back_when_folding_is_wrong():
             return self.bn(self.conv(x) + x).mean(dim=(2, 3, 4))
 
     skip = Skip().eval()
-    assert ForwardOnly(skip, x).model is skip
+    assert ForwardOnly(skip, x).model is skip and not ForwardOnly(skip, x).folded
+    assert fast.folded
+    assert implementation(ablation.FeatureAblation(fast)) == "clinxai batched, BatchNorm folded"
+    assert implementation(ca.KernelShap(ForwardOnly(skip, x))) == "captum"
 
 
 def test_explain_uses_them_unless_fast_is_off():
@@ -131,3 +134,28 @@ def test_they_evaluate_exactly_the_passes_of_the_limit():
     ablation.ShapleyValueSampling(forward).attribute(x, target=0, feature_mask=mask, perturbations_per_eval=5,
                                                      n_samples=3)
     assert sum(fed) == 1 + 3 * 6 and max(fed) == 5
+
+
+def test_feature_ablation_skips_ids_absent_from_the_mask():
+    model, fed = _model(), []
+
+    def forward(x):
+        fed.append(len(x))
+        return model(x)
+
+    x, mask = torch.randn(1, 2, 8, 8, 8), _mask((1, 2, 8, 8, 8), 3) * 2  # ids 0, 2, 4
+    got = ablation.FeatureAblation(forward).attribute(x, target=0, feature_mask=mask, perturbations_per_eval=8)
+    assert sum(fed) == 1 + 3
+    _close(got, ca.FeatureAblation(model).attribute(x, target=0, feature_mask=mask))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name,kw", [("FeatureAblation", {}), ("ShapleyValueSampling", {"n_samples": 2})])
+def test_on_cuda_they_equal_captum(name, kw):
+    model = _model().cuda()
+    x, mask = torch.randn(1, 2, 8, 8, 8, device="cuda"), _mask((1, 2, 8, 8, 8), 5).cuda()
+    torch.manual_seed(2)
+    expected = getattr(ca, name)(model).attribute(x, target=1, feature_mask=mask, **kw)
+    torch.manual_seed(2)
+    got = ablation.OWN[name](model).attribute(x, target=1, feature_mask=mask, perturbations_per_eval=4, **kw)
+    _close(got.cpu(), expected.cpu())

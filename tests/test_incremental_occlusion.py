@@ -7,7 +7,7 @@ import yaml
 from captum.attr import Occlusion
 from torch import nn
 
-from clinxai.attribution.explain import build, explain
+from clinxai.attribution.explain import build, explain, implementation
 from clinxai.attribution.occlusion import IncrementalOcclusion, supported, window_grid
 from clinxai.attribution.registry import METHODS
 from clinxai.models import GeneNet3D
@@ -72,6 +72,21 @@ def test_strided_2d_chain_with_scalar_baseline():
     _close(got, expected)
 
 
+@pytest.mark.parametrize("chain,shape", [
+    ([nn.MaxPool2d(2), nn.Conv2d(1, 2, 3, padding=1)], (1, 1, 7, 7)),  # the last row/column: never pooled
+    ([nn.Conv2d(1, 2, 1, stride=2), nn.ReLU()], (1, 1, 8, 8)),        # a kernel below its stride skips voxels
+])
+def test_windows_no_output_reads_leave_the_logits_unchanged(chain, shape):
+    torch.manual_seed(0)
+    n_out = nn.Sequential(*chain)(torch.zeros(shape)).numel()
+    head = nn.Sequential(nn.Flatten(), nn.Linear(n_out, 2))
+    model = nn.Sequential(*chain, head).eval()
+    x = torch.randn(shape)
+    expected = Occlusion(model).attribute(x, target=1, sliding_window_shapes=(1, 1, 1), baselines=0.0)
+    got = IncrementalOcclusion(chain, head, 10).attribute(x, torch.tensor([1]), (1, 1, 1), None, 0.0)
+    _close(got, expected)
+
+
 def test_unsupported_chains_are_refused():
     assert not supported([nn.Conv3d(1, 2, 3), nn.AvgPool3d(2)])
     assert not supported([nn.Conv3d(1, 2, 3, dilation=2)])
@@ -106,7 +121,18 @@ def test_a_model_without_a_chain_batches_whole_windows_and_matches_captum():
     inputs = [(torch.randn(1, 2, 16, 16),)]
     fast = build(METHODS["Occlusion"], model, kind, batching={"perturbations_per_eval": 5}, example=inputs[0])
     assert type(fast).__name__ == "IncrementalOcclusion" and fast.chain == []
+    assert implementation(fast) == "clinxai batched windows, BatchNorm folded"
     params = {"sliding_window_shapes": [1, 5, 5], "strides": [1, 3, 3], "baselines": 0.0}
     own = explain(model, kind, "Occlusion", ["a"], inputs, [1], None, 10, params, {"perturbations_per_eval": 5})[0]
     ref = explain(model, kind, "Occlusion", ["a"], inputs, [1], None, 10, params, {"fast": False})[0]
     _close(torch.from_numpy(np.stack(own[0])), torch.from_numpy(np.stack(ref[0])))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_it_equals_captum():
+    model = _random_bn(GeneNet3D(4, (16, 16, 16), (4, 8), 16)).cuda()
+    x = torch.randn(1, 4, 16, 16, 16, device="cuda")
+    expected = Occlusion(model).attribute(x, target=1, sliding_window_shapes=(1, 5, 5, 5), strides=(1, 3, 3, 3))
+    got = IncrementalOcclusion(list(model.features), model.classifier, 16).attribute(
+        x, torch.tensor([1]), (1, 5, 5, 5), (1, 3, 3, 3), 0.0)
+    _close(got.cpu(), expected.cpu())

@@ -19,8 +19,8 @@ with job_log(snakemake.log[0]) as log:
     sm = snakemake
     p = sm.params
     nemenyi = pd.read_csv(sm.input.nemenyi)
-    attributes = attribute_table(pd.read_csv(sm.input.metrics), pd.read_csv(sm.input.per_model), nemenyi,
-                                 {t: pd.read_csv(f) for t, f in zip(p.tasks, sm.input.timing)},
+    timing = {t: pd.read_csv(f) for t, f in zip(p.tasks, sm.input.timing)}
+    attributes = attribute_table(pd.read_csv(sm.input.metrics), pd.read_csv(sm.input.per_model), nemenyi, timing,
                                  {t: pd.read_csv(f) for t, f in zip(p.plausibility_tasks, sm.input.informativeness)},
                                  p.alpha)
     chooser = choose(attributes, p.priorities)
@@ -29,8 +29,9 @@ with job_log(snakemake.log[0]) as log:
     provenance = card_provenance(sm.input.config, sm.input.versions, Path(sm.scriptdir).parents[1])
     for task in p.tasks:
         methods, overrides = p.methods[task], p.params[task]
+        used = timing[task].set_index("method").get("implementation", pd.Series(dtype=object))
         cards = [card(task, METHODS[name], method_params(name, kind_of(sm.config, task).layout, overrides.get(name)),
-                      attributes, chooser, p.g5_seconds, provenance) for name in methods]
+                      attributes, chooser, p.g5_seconds, provenance, used.get(name)) for name in methods]
         with atomic_dir(sm.output[f"cards_{task}"]) as tmp:
             for c in cards:
                 (Path(tmp) / f"{c['method']}.json").write_text(card_json(c), encoding="utf-8")

@@ -1,7 +1,7 @@
 """FeatureAblation and ShapleyValueSampling as coalitions x forward passes, batched (issue 22).
 
 Both methods evaluate the model on copies of a case in which a set of features (supervoxels of the feature mask) is
-present and the rest is at the baseline: input = baseline + (x - baseline) * present[mask]. captum builds every copy
+present and the rest is at the baseline: input = where(present[mask], x, baseline). captum builds every copy
 and its attribution mask at full size, one feature at a time; here a batch of coalitions becomes inputs in one
 tensor operation and a feature's score is written to its voxels once at the end. Same formulas, same permutations
 (drawn with torch.randperm from the global generator, in captum's order) and so the same maps within float
@@ -31,8 +31,8 @@ class Coalitions:
         """f(.)[target] for each row of `present` (coalitions x features, bool)."""
         out = []
         for lo in range(0, len(present), self.batch):
-            rows = present[lo:lo + self.batch].to(self.x[0].dtype)
-            inputs = tuple(b + (t - b) * rows[:, m[0]] for t, b, m in zip(self.x, self.base, self.masks))
+            rows = present[lo:lo + self.batch].to(self.x[0].device)
+            inputs = tuple(torch.where(rows[:, m[0]], t, b) for t, b, m in zip(self.x, self.base, self.masks))
             out.append(self.forward(*inputs)[:, self.target].float())
         return torch.cat(out)
 
@@ -78,10 +78,13 @@ class FeatureAblation(_Method):
     """captum.attr.FeatureAblation(forward_func).attribute with a feature mask, batched."""
 
     def _one(self, c: Coalitions, draws):
-        present = torch.ones(c.n + 1, c.n, dtype=torch.bool)
-        present[1:].fill_diagonal_(False)  # row 0: the case itself; row 1 + j: without feature j
+        ids = torch.unique(torch.cat([m.reshape(-1) for m in c.masks])).cpu()  # as captum, no pass for absent ids
+        present = torch.ones(len(ids) + 1, c.n, dtype=torch.bool)
+        present[torch.arange(1, len(ids) + 1), ids] = False  # row 0: the case itself; row 1 + k: without ids[k]
         f = c(present)
-        return c.to_map(f[0] - f[1:])
+        scores = torch.zeros(c.n, device=f.device)
+        scores[ids.to(f.device)] = f[0] - f[1:]
+        return c.to_map(scores)
 
 
 class ShapleyValueSampling(_Method):
@@ -97,10 +100,10 @@ class ShapleyValueSampling(_Method):
             rows[torch.arange(c.n)[:, None] >= torch.arange(c.n)[None, :]] = True  # step s: the first s + 1 features
             rows[:] = rows[:, torch.argsort(order)]  # ...in this order
         f = c(steps)
-        scores = torch.zeros(c.n)
+        scores = torch.zeros(c.n, device=f.device)
         for k, order in enumerate(orders):
             run = torch.cat([f[:1], f[1 + k * c.n:1 + (k + 1) * c.n]])
-            scores[order] += run[1:] - run[:-1]
+            scores[order.to(f.device)] += run[1:] - run[:-1]
         return c.to_map(scores / len(orders))
 
 

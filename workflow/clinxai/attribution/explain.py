@@ -133,13 +133,14 @@ def _named_baseline(name: str, inputs) -> tuple:
 
 def implementation(explainer) -> str:
     """What computes a method's maps (the timing table's `implementation` column)."""
-    name = type(explainer).__name__
-    if name == "IncrementalOcclusion":
-        return "clinxai incremental" if explainer.chain else "clinxai batched windows"
-    if type(explainer).__module__.startswith("clinxai"):
-        return "clinxai batched"
-    folded = getattr(explainer, "forward_func", None)
-    return "captum, BatchNorm folded" if type(folded).__name__ == "ForwardOnly" else "captum"
+    if type(explainer).__name__ == "IncrementalOcclusion" and explainer.chain:
+        return "clinxai incremental"
+    forward = explainer.head if type(explainer).__name__ == "IncrementalOcclusion" else \
+        getattr(explainer, "forward", getattr(explainer, "forward_func", None))
+    folded = ", BatchNorm folded" if getattr(forward, "folded", False) else ""
+    if type(explainer).__name__ == "IncrementalOcclusion":
+        return "clinxai batched windows" + folded
+    return ("clinxai batched" if type(explainer).__module__.startswith("clinxai") else "captum") + folded
 
 
 def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:

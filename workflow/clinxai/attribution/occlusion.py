@@ -115,7 +115,9 @@ def _windowed(mod, geometry, base_in: torch.Tensor, n_out, patch: torch.Tensor, 
     n_out = np.array(n_out)
     lo = np.maximum(-((-(starts - k + 1 + p)) // st), 0)        # first output touched by the box
     hi = np.minimum((starts + size - 1 + p) // st + 1, n_out)    # one past the last
-    size_out = np.minimum((hi - lo).max(axis=0), n_out)
+    # at least one output: a batch whose boxes no output reads (a pooling floor, a kernel below its stride) still
+    # yields a valid (unchanged) patch
+    size_out = np.minimum(np.maximum((hi - lo).max(axis=0), 1), n_out)
     out_starts = np.clip(lo, 0, n_out - size_out)
     ctx_starts = out_starts * st                                 # in the padded input's coordinates
     ctx_size = (size_out - 1) * st + k
@@ -167,7 +169,7 @@ class IncrementalOcclusion:
         """The unoccluded activations (every layer's input, then the chain's output) and the baseline as a tensor."""
         acts = [x]
         for mod in self.chain:
-            acts.append(mod(acts[-1]))
+            acts.append(mod(acts[-1].clone() if getattr(mod, "inplace", False) else acts[-1]))  # keep every input
         if not torch.is_tensor(baseline):
             baseline = torch.full_like(x, float(baseline))
         return acts, baseline.expand_as(x)
@@ -180,12 +182,16 @@ class IncrementalOcclusion:
         count = torch.zeros_like(total)
         for lo in range(0, len(starts), self.batch):
             s, e = starts[lo:lo + self.batch], ends[lo:lo + self.batch]
-            drop = reference - self.occluded_logits(x, baseline, s, e, acts)[:, target]
-            for j in range(len(s)):
-                box = tuple(slice(int(a), int(b)) for a, b in zip(s[j], e[j]))
-                total[box] += drop[j]
-                count[box] += 1
+            self.accumulate(total, count, s, e, reference - self.occluded_logits(x, baseline, s, e, acts)[:, target])
         return (total / count)[None].to(x.dtype)
+
+    @staticmethod
+    def accumulate(total: torch.Tensor, count: torch.Tensor, starts: np.ndarray, ends: np.ndarray, drop) -> None:
+        """Add each window's drop to its voxels and count the windows covering each voxel."""
+        for j in range(len(starts)):
+            box = tuple(slice(int(a), int(b)) for a, b in zip(starts[j], ends[j]))
+            total[box] += drop[j]
+            count[box] += 1
 
     def occluded_logits(self, x, baseline, starts: np.ndarray, ends: np.ndarray, acts) -> torch.Tensor:
         """The logits of x with each window (starts, ends: windows x dims) set to the baseline."""

@@ -44,12 +44,15 @@ def agnosticism(method) -> str:
 
 
 def card(task: str, method, params: dict, attributes: pd.DataFrame, chooser: pd.DataFrame, g5_seconds: float,
-         provenance: dict) -> dict:
-    """The card of one method on one task as a dict (the JSON)."""
+         provenance: dict, implementation: str | None = None) -> dict:
+    """The card of one method on one task as a dict (the JSON); `implementation`: what computed the maps (the
+    timing table's column: captum's class, or clinxai's equivalent of it)."""
     rows = attributes[(attributes["task"] == task) & (attributes["method"] == method.name)]
     out = {"task": task, "method": method.name,
            "captum": {"class": method.captum if not method.wraps else f"{method.captum}({method.wraps})",
-                      "version": provenance.get("packages", {}).get("captum")},
+                      "version": provenance.get("packages", {}).get("captum"),
+                      "implementation": implementation if isinstance(implementation, str) and implementation
+                      else "captum"},  # tables written before issue 22 have no such column
            "parameters": {k: _plain(v) if not isinstance(v, (list, tuple)) else list(v) for k, v in params.items()},
            "methodology": {"about": method.about}, "sensitivity": {}, "perceptibility": {}}
     for a in ATTRIBUTES:
@@ -95,7 +98,8 @@ def _metric_text(e: dict) -> str:
 
 def card_markdown(c: dict) -> str:
     lines = [f"# Saliency card: {c['method']} on {c['task']}", "", c["methodology"]["about"], "",
-             f"captum `{c['captum']['class']}` {c['captum']['version']}; parameters: "
+             f"captum `{c['captum']['class']}` {c['captum']['version']} (computed by: "
+             f"{c['captum'].get('implementation', 'captum')}); parameters: "
              + ", ".join(f"`{k}={v}`" for k, v in c["parameters"].items()), ""]
     for category in ("methodology", "sensitivity", "perceptibility"):
         lines += [f"## {category.capitalize()}", ""]
@@ -174,7 +178,8 @@ def card_body(c: dict) -> str:
     p = c["provenance"]
     return (f"<h1 id='card-{esc(c['method'])}'>{esc(c['method'])} <small>on {esc(c['task'])}</small></h1>"
             f"<p>{esc(c['methodology']['about'])}</p><p class=src>captum {esc(c['captum']['class'])} "
-            f"{esc(str(c['captum']['version']))}; " + esc(", ".join(f"{k}={v}" for k, v in c["parameters"].items()))
+            f"{esc(str(c['captum']['version']))} (computed by: {esc(c['captum'].get('implementation', 'captum'))}); "
+            + esc(", ".join(f"{k}={v}" for k, v in c["parameters"].items()))
             + "</p><table>" + "".join(rows) + "</table><p class=src>Bar: rank percentile among the task's methods "
             "(full = best); ∗ in the top group that Friedman + Nemenyi separate from all others. "
             f"Commit {esc(p['commit'])} (when the cards were made), config md5 {esc(p['config_md5'])}.</p>")
