@@ -242,7 +242,7 @@ def method_rows(config, task, kind, model, inputs, masks, args, limit_fwd, limit
                "extrapolated": f"from {used_passes} passes" if ratio > 1 else ""}
         cases = [f"c{i}" for i in range(len(inputs))]
         fast = incremental(METHODS[method], explainable(copy.deepcopy(model)).to(args.device), kind, batching,
-                           tuple(t.to(args.device) for t in inputs[0]))
+                           tuple(t.to(args.device) for t in inputs[0])) if METHODS[method].local_window else None
         for name, batch in (("reference", reference), ("clinxai", batching)):
             if args.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()

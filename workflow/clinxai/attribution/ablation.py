@@ -56,6 +56,8 @@ def _per_case(inputs, target, baselines, feature_mask):
 class _Method:
     def __init__(self, forward_func):
         self.forward = forward_func
+        self.implementation = "clinxai batched" + (", BatchNorm folded" if getattr(forward_func, "folded", False)
+                                                   else "")
 
     def attribute(self, inputs, target=None, baselines=0.0, feature_mask=None, perturbations_per_eval=1, **kw):
         as_tuple = isinstance(inputs, tuple)
@@ -94,16 +96,12 @@ class ShapleyValueSampling(_Method):
         return [torch.randperm(n) for _ in range(int(n_samples))]  # captum's draws, in its order
 
     def _one(self, c: Coalitions, orders):
-        steps = torch.zeros(1 + len(orders) * c.n, c.n, dtype=torch.bool)  # row 0: nothing present
-        for k, order in enumerate(orders):
-            rows = steps[1 + k * c.n:1 + (k + 1) * c.n]
-            rows[torch.arange(c.n)[:, None] >= torch.arange(c.n)[None, :]] = True  # step s: the first s + 1 features
-            rows[:] = rows[:, torch.argsort(order)]  # ...in this order
-        f = c(steps)
-        scores = torch.zeros(c.n, device=f.device)
-        for k, order in enumerate(orders):
-            run = torch.cat([f[:1], f[1 + k * c.n:1 + (k + 1) * c.n]])
-            scores[order.to(f.device)] += run[1:] - run[:-1]
+        first = torch.ones(c.n, c.n, dtype=torch.bool).tril()  # step s: the first s + 1 features of an order
+        f = c(torch.cat([torch.zeros(1, c.n, dtype=torch.bool)]  # row 0: nothing present
+                        + [first[:, torch.argsort(order)] for order in orders]))
+        runs = torch.cat([f[:1].expand(len(orders), 1), f[1:].reshape(len(orders), c.n)], dim=1)
+        gains = runs.diff(dim=1)  # order k, step s: the gain of adding feature orders[k][s]
+        scores = torch.zeros(c.n, device=f.device).index_add_(0, torch.cat(orders).to(f.device), gains.reshape(-1))
         return c.to_map(scores / len(orders))
 
 

@@ -132,15 +132,11 @@ def _named_baseline(name: str, inputs) -> tuple:
 
 
 def implementation(explainer) -> str:
-    """What computes a method's maps (the timing table's `implementation` column)."""
-    if type(explainer).__name__ == "IncrementalOcclusion" and explainer.chain:
-        return "clinxai incremental"
-    forward = explainer.head if type(explainer).__name__ == "IncrementalOcclusion" else \
-        getattr(explainer, "forward", getattr(explainer, "forward_func", None))
-    folded = ", BatchNorm folded" if getattr(forward, "folded", False) else ""
-    if type(explainer).__name__ == "IncrementalOcclusion":
-        return "clinxai batched windows" + folded
-    return ("clinxai batched" if type(explainer).__module__.startswith("clinxai") else "captum") + folded
+    """What computes a method's maps (the timing table's `implementation` column): clinxai's explainers say so
+    themselves; a captum one runs on the model as given or folded (clinxai.inference.ForwardOnly)."""
+    if hasattr(explainer, "implementation"):
+        return explainer.implementation
+    return "captum" + (", BatchNorm folded" if getattr(getattr(explainer, "forward_func", None), "folded", False) else "")
 
 
 def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:

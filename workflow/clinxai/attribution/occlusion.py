@@ -146,6 +146,8 @@ class IncrementalOcclusion:
 
     def __init__(self, chain: list[nn.Module], head: nn.Module, windows_per_batch: int = 128):
         self.chain, self.head, self.batch = list(chain), head, max(1, int(windows_per_batch))
+        self.implementation = "clinxai incremental" if self.chain else "clinxai batched windows" + (
+            ", BatchNorm folded" if getattr(head, "folded", False) else "")
 
     @torch.inference_mode()
     def attribute(self, inputs, target, sliding_window_shapes, strides=None, baselines=0.0, perturbations_per_eval=None):
