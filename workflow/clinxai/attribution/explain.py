@@ -70,11 +70,20 @@ def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict
     return None
 
 
+def _own_class(path: str):
+    """clinxai's implementation of a method (`Method.own`, "<module>.<class>" in clinxai.attribution)."""
+    import importlib
+
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+
 def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last", batching: dict | None = None,
           example: tuple | None = None):
     """The method's explainer. With `batching.fast` (the default), methods that need only forward passes get the
-    model with BatchNorm folded (clinxai.inference.ForwardOnly: checked on `example`, one case's inputs) and
-    clinxai's batched implementation where the registry has one, or incremental Occlusion."""
+    model with BatchNorm folded (clinxai.inference.ForwardOnly: checked on `example`, one case's inputs), and
+    clinxai's implementation replaces captum's where the registry names one that supports the model (batched
+    ablation and Shapley sampling, DeepLift without hooks) or the method occludes local windows (incremental)."""
     import captum.attr as ca
 
     batching = batching or {}
@@ -87,9 +96,9 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
 
             model = ForwardOnly(model, example)
         if method.own:
-            from .ablation import OWN
-
-            return OWN[method.captum](model)
+            own = _own_class(method.own)
+            if getattr(own, "supports", lambda _: True)(model):
+                return own(model)
     cls = getattr(ca, method.captum)
     if method.wraps:
         return cls(getattr(ca, method.wraps)(model))

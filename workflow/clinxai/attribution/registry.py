@@ -43,7 +43,7 @@ class Method:
     batch_of_cases: bool = False     # one call explains several cases (gradient methods)
     needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
     local_window: bool = False       # occludes local windows: incremental inference where the model allows it
-    own: bool = False                # clinxai's batched implementation replaces captum's (attribution/ablation.py)
+    own: str | None = None           # clinxai's implementation replacing captum's: "<module>.<class>" in attribution/
     grid: tuple = ()                 # Vary entries: the hyperparameter-dependence grid (none: nothing to tune)
     about: str = ""                  # what the method computes (the saliency card's methodology paragraph)
     meaning: str = ""                # what a map value means (the card's semantic directness)
@@ -85,7 +85,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                   " & Lee 2017)."),
            meaning=("An approximate SHAP value: the voxel's expected contribution relative to the baseline "
                     "distribution.")),
-    Method("DeepLift", "DeepLift", "gradient", {"baselines": 0.0}, batch_of_cases=True,
+    Method("DeepLift", "DeepLift", "gradient", {"baselines": 0.0}, batch_of_cases=True, own="deeplift.DeepLift",
            grid=(Vary("baselines", ("mean", "blurred")),),
            about=("Contributions propagated by DeepLIFT's rescale rule relative to a baseline (Shrikumar et al. "
                   "2017)."),
@@ -109,11 +109,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                   "voxels (Zeiler & Fergus 2014)."),
            meaning="How much the prediction relies on the region around the voxel (a measured drop, window-sized)."),
     Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
-           model_agnostic=True, own=True, grid=(Vary("n_segments", SCALE, True),),
+           model_agnostic=True, own="ablation.FeatureAblation", grid=(Vary("n_segments", SCALE, True),),
            about="The logit drop when a supervoxel of one modality is set to the baseline, one at a time.",
            meaning="The measured effect of removing the voxel's supervoxel alone; every voxel of it shares the value."),
     Method("ShapleyValueSampling", "ShapleyValueSampling", "perturbation", {"baselines": 0.0, "n_samples": 25},
-           feature_mask="specific", sampled=True, model_agnostic=True, own=True,
+           feature_mask="specific", sampled=True, model_agnostic=True, own="ablation.ShapleyValueSampling",
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about="Shapley values of supervoxels estimated from random permutations (Castro et al. 2009).",
            meaning="The supervoxel's average marginal contribution to the logit over orders of adding features."),

@@ -1,0 +1,118 @@
+"""clinxai's DeepLift (rescale rule without hooks, clinxai.attribution.deeplift) equals captum's DeepLift on every
+network family the pipeline explains, satisfies DeepLIFT's summation to delta where captum's rules do, and falls
+back to captum for a non-linearity it does not replace."""
+
+import pytest
+import torch
+import yaml
+from captum import attr as ca
+from torch import nn
+
+from clinxai.attribution.deeplift import DeepLift
+from clinxai.attribution.explain import build, explain, explainable, implementation
+from clinxai.attribution.registry import METHODS
+from clinxai.models import GeneNet3D, KneeNet, _densenet
+from clinxai.tasks import kind_of
+
+
+def _random_statistics(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    return explainable(model)
+
+
+def _equal(got, expected):
+    got, expected = (g if isinstance(g, tuple) else (g,) for g in (got, expected))
+    for a, b in zip(got, expected):
+        assert b.abs().max() > 0
+        assert torch.allclose(a, b.detach(), atol=1e-7, rtol=1e-5), (a - b).abs().max()
+
+
+def test_genenet_with_scalar_and_tensor_baselines():
+    torch.manual_seed(1)
+    model = _random_statistics(GeneNet3D(3, (16, 16, 8), (4, 8, 8), 16))  # ReLU -> MaxPool3d after every block
+    x, target = torch.randn(4, 3, 16, 16, 8), torch.tensor([0, 1, 1, 0])
+    for base in (0.0, torch.randn(4, 3, 16, 16, 8)):
+        _equal(DeepLift(model).attribute(x, target=target, baselines=base),
+               ca.DeepLift(model).attribute(x, target=target, baselines=base))
+
+
+def test_overlapping_pools_and_a_relu_straight_into_a_pool():
+    # kernel 3 / stride 2: a voxel can be the maximum of two windows; captum's ReLU before a pool sees the pool's
+    # plain gradient (its hook on the shared tensor runs before the pool's rule) and so must this
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(4, 4, 3),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 2)).eval()
+    x = torch.randn(3, 2, 15, 15)
+    _equal(DeepLift(model).attribute(x, target=1, baselines=0.5), ca.DeepLift(model).attribute(x, target=1,
+                                                                                                 baselines=0.5))
+
+
+def test_monai_densenet_and_the_three_view_knee_network():
+    torch.manual_seed(3)
+    dense = _random_statistics(_densenet({"in_channels": 2, "init_features": 8, "growth_rate": 4,
+                                          "block_config": [2, 2]}))
+    x, target = torch.randn(3, 2, 32, 32), torch.tensor([1, 0, 1])
+    _equal(DeepLift(dense).attribute(x, target=target), ca.DeepLift(dense).attribute(x, target=target))
+    knee = _random_statistics(KneeNet((4, 8)))
+    views = tuple(torch.randn(2, 5, 24, 24) for _ in range(3))
+    _equal(DeepLift(knee).attribute(views, target=torch.tensor([0, 1]), baselines=(0.0, 0.0, 0.0)),
+           ca.DeepLift(knee).attribute(views, target=torch.tensor([0, 1]), baselines=(0.0, 0.0, 0.0)))
+
+
+def test_contributions_add_up_to_the_output_difference():
+    # DeepLIFT's summation to delta, by hand: for linear layers and ReLUs the rescale rule is exact
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5), nn.ReLU(),
+                          nn.Linear(5, 2)).eval()
+    x, base = torch.randn(2, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    attr = DeepLift(model).attribute(x, target=torch.tensor([0, 1]), baselines=base)
+    with torch.no_grad():
+        delta = model(x)[[0, 1], [0, 1]] - model(base.expand_as(x))[[0, 1], [0, 1]]
+    assert torch.allclose(attr.sum(dim=(1, 2, 3)), delta, atol=1e-5)
+    # one ReLU unit by hand: contribution (x - x0) * w * (relu(z) - relu(z0)) / (z - z0)
+    unit = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1)).eval()
+    with torch.no_grad():
+        unit[0].weight.copy_(torch.tensor([[2.0, -1.0]]))
+        unit[0].bias.fill_(-1.0)
+        unit[2].weight.fill_(3.0)
+    got = DeepLift(unit).attribute(torch.tensor([[2.0, 1.0]]), target=0, baselines=0.0)
+    z, z0 = 2 * 2 - 1 - 1, -1.0  # pre-activations: 2, -1 -> ReLU 2, 0: multiplier 2 / 3
+    assert torch.allclose(got, torch.tensor([[2.0 * 2, 1.0 * -1]]) * 3 * (2 - 0) / (z - z0))
+
+
+def test_build_uses_it_where_it_applies_and_captum_otherwise():
+    kind = kind_of(yaml.safe_load(open("config/config.yaml")), "glioma")
+    model = GeneNet3D(2, (8, 8, 8), (4, 8), 8)
+    own = build(METHODS["DeepLift"], model, kind)
+    assert isinstance(own, DeepLift) and implementation(own) == "clinxai rescale rule"
+    assert isinstance(build(METHODS["DeepLift"], model, kind, batching={"fast": False}), ca.DeepLift)
+    sigmoid = nn.Sequential(nn.Flatten(), nn.Linear(8, 4), nn.Sigmoid(), nn.Linear(4, 2))  # captum's other rule
+    assert not DeepLift.supports(sigmoid)
+    assert isinstance(build(METHODS["DeepLift"], sigmoid, kind), ca.DeepLift)
+
+
+def test_explain_gives_the_same_maps_either_way():
+    kind = kind_of(yaml.safe_load(open("config/config.yaml")), "glioma")
+    model = _random_statistics(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
+    inputs = [(torch.randn(1, 2, 8, 8, 8),) for _ in range(3)]
+    used = []
+    runs = [explain(model, kind, "DeepLift", list("abc"), inputs, [0, 1, 1], None, 10, None,
+                    {"batch_size": 2, "fast": fast}, used=used)[0] for fast in (True, False)]
+    assert used == ["clinxai rescale rule", "captum"]
+    for own, ref in zip(*runs):
+        for a, b in zip(own, ref):
+            assert abs(a - b).max() <= 1e-7 + 1e-5 * abs(b).max()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_it_equals_captum():
+    model = _random_statistics(GeneNet3D(2, (8, 8, 8), (4, 8), 8)).cuda()
+    x = torch.randn(2, 2, 8, 8, 8, device="cuda")
+    _equal(DeepLift(model).attribute(x, target=torch.tensor([0, 1], device="cuda")).cpu(),
+           ca.DeepLift(model).attribute(x, target=torch.tensor([0, 1], device="cuda")).cpu())

@@ -1,0 +1,161 @@
+"""DeepLift's rescale rule without hooks (issue 22): the same multipliers as captum.attr.DeepLift, computed by autograd
+functions that replace the network's non-linear modules in a copy of the model.
+
+captum registers three hooks on every non-linearity and clones its input and output on each call; on the demo's
+networks that costs as much again as the two passes the method needs. Here the copy runs one forward and one
+backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced module applies
+captum's rule in its backward pass (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling),
+on both halves of the batch as captum does; tests/test_deeplift.py checks the maps against captum's.
+
+A model holding another non-linearity that captum treats specially (ELU, Sigmoid, Softmax, ...) keeps captum's
+DeepLift (`DeepLift.supports`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-10  # captum's DeepLift eps: below it a difference counts as zero and the plain gradient is used
+_CAPTUM_NON_LINEAR = (nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.MaxPool1d)
+
+
+def _twice(t: torch.Tensor) -> torch.Tensor:
+    return torch.cat([t, t])
+
+
+def _halves(t: torch.Tensor) -> torch.Tensor:
+    """2B x ... -> 2 x B x ...: the inputs' half and the references' half of the stacked batch."""
+    return t.unflatten(0, (2, -1))
+
+
+class _Slot:
+    """The gradient of a replaced module's output as captum's hook on that tensor records it: before the rule of a
+    replaced module that consumes the tensor directly (a ReLU before a max pool) has rewritten it."""
+    plain = None
+
+
+class _Rule(torch.autograd.Function):
+    """y = module(z); backward: captum's rule for the module, given the upstream gradient (possibly rewritten by the
+    next rule) and the gradient as recorded before that rewrite."""
+
+    @staticmethod
+    def forward(ctx, z, rule, out_slot):
+        out, saved = rule.forward_(z)
+        ctx.save_for_backward(z, out, *saved)
+        ctx.rule, ctx.out_slot, ctx.in_slot = rule, out_slot, getattr(z, "_deeplift_slot", None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, out, *saved = ctx.saved_tensors
+        recorded = grad if ctx.out_slot.plain is None else ctx.out_slot.plain
+        plain = ctx.rule.plain(grad, z, out, *saved)  # the module's own gradient of the upstream gradient
+        if ctx.in_slot is not None:
+            ctx.in_slot.plain = plain
+        return ctx.rule.rescale(plain, recorded, z, out, *saved), None, None
+
+
+class _Replaced(nn.Module):
+    def forward(self, z):
+        slot = _Slot()
+        out = _Rule.apply(z, self, slot)
+        out._deeplift_slot = slot
+        return out
+
+
+class RescaleReLU(_Replaced):
+    """captum's `nonlinear` rule: multiplier delta_out / delta_in where the input differs from its reference."""
+
+    @staticmethod
+    def plain(grad, z, out):
+        return torch.ops.aten.threshold_backward(grad, out, 0)
+
+    @staticmethod
+    def rescale(plain, recorded, z, out):
+        z, out, plain, recorded = (_halves(t) for t in (z, out, plain, recorded))
+        d_in, d_out = z[0] - z[1], out[0] - out[1]  # both halves share them (captum repeats them)
+        return torch.where(d_in.abs() < EPS, plain, recorded * d_out / d_in).flatten(0, 1)
+
+    @staticmethod
+    def forward_(z):
+        return torch.relu(z), ()
+
+
+class RescaleMaxPool(_Replaced):
+    """captum's `maxpool` rule: the larger of the two pooled outputs carries the difference back to its argmax."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.dims = 2 if isinstance(pool, nn.MaxPool2d) else 3
+        self.args = tuple(_tuple(v, self.dims) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
+        self.ceil_mode = pool.ceil_mode
+
+    def forward_(self, z):
+        k, s, p, d = self.args
+        out, idx = (F.max_pool2d if self.dims == 2 else F.max_pool3d)(z, k, s, p, d, self.ceil_mode, True)
+        return out, (idx,)
+
+    def plain(self, grad, z, out, idx):
+        backward = (torch.ops.aten.max_pool2d_with_indices_backward if self.dims == 2
+                    else torch.ops.aten.max_pool3d_with_indices_backward)
+        return backward(grad, z, *self.args, self.ceil_mode, idx)
+
+    def rescale(self, plain, recorded, z, out, idx):
+        k, s, p, _ = self.args
+        h = len(z) // 2
+        xmax = torch.max(out[:h], out[h:])
+        d_out = torch.cat([xmax - out[h:], out[:h] - xmax])
+        unpool = F.max_unpool2d if self.dims == 2 else F.max_unpool3d
+        spread = unpool(recorded * d_out, idx, k, s, p, list(z.shape))
+        spread = spread[:h] + spread[h:]  # both halves get the sum (captum repeats it)
+        d_in = z[:h] - z[h:]
+        # captum takes `grad_input[0]` of a tensor here: the first sample's gradient stands in for every sample's
+        return torch.where(d_in.abs() < EPS, plain[0], spread / d_in).repeat(2, *[1] * (z.dim() - 1))
+
+
+def _tuple(v, n: int) -> list[int]:
+    return list(v) if isinstance(v, (tuple, list)) else [int(v)] * n
+
+
+def _replace(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if type(child) is nn.ReLU:  # captum hooks a module by its exact type
+            setattr(module, name, RescaleReLU())
+        elif type(child) in (nn.MaxPool2d, nn.MaxPool3d):
+            setattr(module, name, RescaleMaxPool(child))
+        else:
+            _replace(child)
+
+
+class DeepLift:
+    """captum.attr.DeepLift(model).attribute(inputs, target, baselines) with multiplication by the inputs."""
+
+    implementation = "clinxai rescale rule"
+
+    def __init__(self, model: nn.Module):
+        self.model = copy.deepcopy(model).eval()
+        _replace(self.model)
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether every non-linearity captum's DeepLift would hook is one this module replaces."""
+        return not any(type(m) in _CAPTUM_NON_LINEAR for m in model.modules())
+
+    def attribute(self, inputs, target=None, baselines=0.0, **_):
+        as_tuple = isinstance(inputs, tuple)
+        x = tuple(t.detach().requires_grad_() for t in (inputs if as_tuple else (inputs,)))
+        baselines = baselines if isinstance(baselines, tuple) else (baselines,) * len(x)
+        refs = tuple(torch.full_like(t, float(b)) if not torch.is_tensor(b) else b.to(t).expand_as(t)
+                     for t, b in zip(x, baselines))
+        with torch.enable_grad():
+            out = self.model(*(torch.cat([t, r]) for t, r in zip(x, refs)))
+            rows = torch.arange(len(out), device=out.device)
+            target = torch.as_tensor(0 if target is None else target, device=out.device).reshape(-1)
+            picked = out[rows, _twice(target.expand(len(out) // 2))]
+            grads = torch.autograd.grad(torch.unbind(picked), x)
+        attr = tuple((t - r) * g for t, r, g in zip(x, refs, grads))
+        return tuple(a.detach() for a in attr) if as_tuple else attr[0].detach()
