@@ -57,10 +57,6 @@ from clinxai.models import MODEL_FAMILIES, build_model  # noqa: E402
 from clinxai.tasks import VIEWS, kind_of, task_setting  # noqa: E402
 
 CONFIGS = {"demo": ROOT / "config/config.yaml", "paper": ROOT / "config/paper.yaml"}
-COUNT_PARAM = {"SmoothGrad": "nt_samples", "IntegratedGradients": "n_steps", "GradientShap": "n_samples",
-               "ShapleyValueSampling": "n_samples", "KernelShap": "n_samples", "Lime": "n_samples"}
-
-
 # ---- the setting: model, inputs, masks ----
 def setting(config: dict, task: str, n_cases: int, seed: int = 0):
     """A model with random weights of the task's family at the config's sizes, n random cases and their masks."""
@@ -133,25 +129,17 @@ def windows(shape, window, stride) -> int:
 
 
 def passes(method: str, params: dict, kind, inputs: tuple, masks: dict) -> tuple[int, bool]:
-    """(passes per case, backward?) a method needs at its parameters."""
+    """(passes per case, backward?) a method needs at its parameters: the registry's formula (`Method.passes`) of
+    its sample count, its mask's features and its windows."""
     m = METHODS[method]
     mask = masks[m.feature_mask or "specific"]  # ids are consecutive over modalities (views: the last view's max)
-    n_feat = int(np.max(mask[-1] if kind.layout == VIEWS else mask)) + 1
-    if m.family == "gradient":
-        count = {"SmoothGrad": params.get("nt_samples", 1), "IntegratedGradients": params.get("n_steps", 50),
-                 "GradientShap": params.get("n_samples", 5), "DeepLift": 2, "GuidedGradCAM": 2}.get(method, 1)
-        return int(count), True
-    if method == "Occlusion":
-        wins = params["sliding_window_shapes"]
-        strides = params["strides"]
-        if len(inputs) > 1:  # one window grid per knee view
-            return 1 + sum(windows(x.shape[1:], wins, strides) for x in inputs), False
-        return 1 + windows(inputs[0].shape[1:], wins, strides), False
-    if method in ("FeatureAblation", "FeaturePermutation"):
-        return 1 + n_feat, False
-    if method == "ShapleyValueSampling":
-        return 1 + params["n_samples"] * n_feat, False
-    return params["n_samples"], False  # KernelShap, Lime: one pass per sample (no unperturbed one)
+    terms = {"samples": params.get(m.count_param, 1) if m.count_param else 1,
+             "features": int(np.max(mask[-1] if kind.layout == VIEWS else mask)) + 1, "windows": 0}
+    if m.local_window:  # one window grid per knee view
+        wins, strides = params["sliding_window_shapes"], params["strides"]
+        terms["windows"] = sum(windows(x.shape[1:], wins, strides) for x in inputs)
+    count = eval(m.passes, {"__builtins__": {}}, terms)  # noqa: S307 - the registry's own arithmetic
+    return int(count), m.family == "gradient"
 
 
 # ---- timing ----
@@ -186,9 +174,10 @@ def scaled(method: str, params: dict, factor: float, shape) -> dict:
     """Parameters with the sample count (or Occlusion's window count, by a wider stride) cut by about `factor`;
     `shape`: one input tensor's shape without the batch (Occlusion's windows stay inside it)."""
     out = dict(params)
-    if method in COUNT_PARAM:
-        out[COUNT_PARAM[method]] = max(1, int(params[COUNT_PARAM[method]] / factor))
-    elif method == "Occlusion":  # a wider stride (and window: captum wants stride <= window); a pass costs the same
+    count = METHODS[method].count_param
+    if count:
+        out[count] = max(1, int(params[count] / factor))
+    elif METHODS[method].local_window:  # a wider stride (and window: captum wants stride <= window); a pass costs the same
         k = factor ** (1 / (len(params["strides"]) - 1))
         strides = [params["strides"][0]] + [max(1, int(round(s * k))) for s in params["strides"][1:]]
         out["strides"] = tuple(min(s, n) for s, n in zip(strides, shape))

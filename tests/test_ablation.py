@@ -46,7 +46,7 @@ def test_equals_captum_on_a_batch_with_tensor_baselines(name, kw):
     expected = getattr(ca, name)(model).attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
                                                   perturbations_per_eval=4, **kw)
     torch.manual_seed(5)
-    got = ablation.OWN[name](model).attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
+    got = getattr(ablation, name)(model).attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
                                               perturbations_per_eval=3, **kw)
     _close(got, expected)
 
@@ -59,7 +59,7 @@ def test_shapley_values_add_up_and_feature_ablation_of_a_linear_model():
     w = lin[1].weight[1].detach()
     exact = torch.stack([(w * x[0, 0])[mask[0, 0] == j].sum() for j in range(3)])[mask[0, 0]]
     for name in ("FeatureAblation", "ShapleyValueSampling"):
-        got = ablation.OWN[name](lin).attribute(x, target=1, baselines=0.0, feature_mask=mask)
+        got = getattr(ablation, name)(lin).attribute(x, target=1, baselines=0.0, feature_mask=mask)
         _close(got[0, 0], exact)
 
 
@@ -73,7 +73,7 @@ def test_multi_input_knee_model_with_features_across_views():
         expected = getattr(ca, name)(model).attribute(x, target=1, baselines=(0.0, 0.0, 0.0), feature_mask=masks,
                                                       **({"n_samples": 2} if name != "FeatureAblation" else {}))
         torch.manual_seed(3)
-        got = ablation.OWN[name](model).attribute(x, target=1, baselines=(0.0, 0.0, 0.0), feature_mask=masks,
+        got = getattr(ablation, name)(model).attribute(x, target=1, baselines=(0.0, 0.0, 0.0), feature_mask=masks,
                                                   perturbations_per_eval=5,
                                                   **({"n_samples": 2} if name != "FeatureAblation" else {}))
         for a, b in zip(got, expected):
@@ -157,5 +157,5 @@ def test_on_cuda_they_equal_captum(name, kw):
     torch.manual_seed(2)
     expected = getattr(ca, name)(model).attribute(x, target=1, feature_mask=mask, **kw)
     torch.manual_seed(2)
-    got = ablation.OWN[name](model).attribute(x, target=1, feature_mask=mask, perturbations_per_eval=4, **kw)
+    got = getattr(ablation, name)(model).attribute(x, target=1, feature_mask=mask, perturbations_per_eval=4, **kw)
     _close(got.cpu(), expected.cpu())

@@ -22,9 +22,9 @@ CODE = [*(ROOT / "workflow").rglob("*.py"), *(ROOT / "workflow").rglob("*.smk"),
 COMPARE = {"==", "!=", "in"}
 
 
-def task_name_branches(text: str) -> list[tuple[int, str]]:
-    """(line, code) of every task-name literal used to branch: compared (==, !=, in a collection), used as a
-    subscript or dict key, or joined into a wildcard pattern ("glioma|knee")."""
+def task_name_branches(text: str, names: set = NAMES) -> list[tuple[int, str]]:
+    """(line, code) of every task-name literal (or other `names`) used to branch: compared (==, !=, in a
+    collection), used as a subscript or dict key, or joined into a wildcard pattern ("glioma|knee")."""
     toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
             if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
     found = []
@@ -35,10 +35,10 @@ def task_name_branches(text: str) -> list[tuple[int, str]]:
             value = ast.literal_eval(t.string)
         except (ValueError, SyntaxError):  # f-strings
             value = t.string
-        if isinstance(value, str) and re.search(r"\b(%s)\|" % "|".join(NAMES), value):
+        if isinstance(value, str) and re.search(r"\b(%s)\|" % "|".join(names), value):
             found.append((t.start[0], t.line.strip()))
             continue
-        if value not in NAMES:
+        if value not in names:
             continue
         prev, nxt = toks[i - 1].string, toks[i + 1].string if i + 1 < len(toks) else ""
         j = i - 1  # a collection after `in`: walk back over its items to its opening bracket
@@ -60,6 +60,20 @@ def test_no_task_name_comparisons_outside_the_registry():
     offenders = [f"{p.relative_to(ROOT)}:{line}: {code}" for p in CODE if p != REGISTRY
                  for line, code in task_name_branches(p.read_text())]
     assert not offenders, "task-name branches outside clinxai/tasks.py (ask the task's kind instead):\n" + \
+        "\n".join(offenders)
+
+
+def test_no_method_name_comparisons_outside_the_registries():
+    # what varies between heatmap methods is a field of clinxai.attribution.registry.Method (the task registry's
+    # per-kind defaults may list methods)
+    from clinxai.attribution.registry import METHODS
+
+    names = set(METHODS) | {m.captum for m in METHODS.values()} | {m.wraps for m in METHODS.values() if m.wraps}
+    assert task_name_branches('if method.name == "Lime":\n    pass\n', names) == [(1, 'if method.name == "Lime":')]
+    allowed = {REGISTRY, ROOT / "workflow/clinxai/attribution/registry.py"}
+    offenders = [f"{p.relative_to(ROOT)}:{line}: {code}" for p in CODE if p not in allowed
+                 for line, code in task_name_branches(p.read_text(), names)]
+    assert not offenders, "method-name branches outside the registry (add a Method field instead):\n" + \
         "\n".join(offenders)
 
 

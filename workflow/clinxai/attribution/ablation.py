@@ -103,6 +103,3 @@ class ShapleyValueSampling(_Method):
         gains = runs.diff(dim=1)  # order k, step s: the gain of adding feature orders[k][s]
         scores = torch.zeros(c.n, device=f.device).index_add_(0, torch.cat(orders).to(f.device), gains.reshape(-1))
         return c.to_map(scores / len(orders))
-
-
-OWN = {"FeatureAblation": FeatureAblation, "ShapleyValueSampling": ShapleyValueSampling}

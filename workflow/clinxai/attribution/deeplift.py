@@ -5,7 +5,11 @@ captum registers three hooks on every non-linearity and clones its input and out
 networks that costs as much again as the two passes the method needs. Here the copy runs one forward and one
 backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced module applies
 captum's rule in its backward pass (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling),
-on both halves of the batch as captum does; tests/test_deeplift.py checks the maps against captum's.
+on both halves of the batch as captum does; tests/test_deeplift.py checks the maps against captum's. Two details
+of captum's hooks are kept so that the maps are the same: a module's "output gradient" is the one recorded on its
+output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's
+plain gradient), and the max-pool rule falls back to the first sample's plain gradient where input and reference
+coincide (captum indexes `grad_input[0]` of a tensor).
 
 A model holding another non-linearity that captum treats specially (ELU, Sigmoid, Softmax, ...) keeps captum's
 DeepLift (`DeepLift.supports`).
@@ -78,7 +82,9 @@ class RescaleReLU(_Replaced):
     def rescale(plain, recorded, z, out):
         z, out, plain, recorded = (_halves(t) for t in (z, out, plain, recorded))
         d_in, d_out = z[0] - z[1], out[0] - out[1]  # both halves share them (captum repeats them)
-        return torch.where(d_in.abs() < EPS, plain, recorded * d_out / d_in).flatten(0, 1)
+        rescaled = recorded * d_out
+        rescaled.div_(d_in)  # in place: at 4 x 128^3 each fresh activation-sized tensor costs as much as the op
+        return torch.where(d_in.abs() < EPS, plain, rescaled, out=rescaled).flatten(0, 1)
 
     @staticmethod
     def forward_(z):

@@ -104,10 +104,10 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
         return cls(getattr(ca, method.wraps)(model))
     if method.needs_layer:
         return cls(model, gradcam_layer(model, kind, layer))
-    if method.name == "Lime":
-        from captum._utils.models.linear_model import SkLearnLinearRegression
+    if method.surrogate:
+        from captum._utils.models import linear_model
 
-        return cls(model, interpretable_model=SkLearnLinearRegression())  # the paper's linear-regression surrogate
+        return cls(model, interpretable_model=getattr(linear_model, method.surrogate)())
     return cls(model)
 
 
@@ -156,21 +156,21 @@ def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: to
         kw["baselines"] = _gaussian_baseline(inputs, gen)
     elif kw.get("baselines") in ("mean", "blurred"):
         kw["baselines"] = _named_baseline(kw["baselines"], inputs)
-    elif method.name == "GradientShap":  # GradientShap samples from a baseline distribution: tensors needed
+    elif method.baseline_tensors:  # a baseline distribution: tensors needed
         kw["baselines"] = tuple(torch.full_like(x, float(kw["baselines"])) for x in inputs)
     elif isinstance(kw.get("baselines"), (int, float)):
         kw["baselines"] = tuple(float(kw["baselines"]) for _ in inputs)
-    if method.name == "Occlusion" and len(inputs) > 1:  # one window per knee view
+    if method.local_window and len(inputs) > 1:  # one window per knee view
         for k in ("sliding_window_shapes", "strides"):
             kw[k] = tuple(tuple(kw[k]) for _ in inputs)
-    elif method.name == "Occlusion":
+    elif method.local_window:
         kw["sliding_window_shapes"], kw["strides"] = tuple(kw["sliding_window_shapes"]), tuple(kw["strides"])
-    if method.name == "Occlusion":
+    if method.local_window:
         windows = kw["sliding_window_shapes"] if len(inputs) > 1 else (kw["sliding_window_shapes"],)
         for x, w in zip(inputs, windows):
             if any(a > b for a, b in zip(w, x.shape[1:])):
-                raise ClinxaiError(f"Occlusion window {list(w)} exceeds the input {list(x.shape[1:])}: make "
-                                   "heatmaps.params.<task>.Occlusion.sliding_window_shapes fit the data grid.")
+                raise ClinxaiError(f"{method.name} window {list(w)} exceeds the input {list(x.shape[1:])}: make "
+                                   f"heatmaps.params.<task>.{method.name}.sliding_window_shapes fit the data grid.")
     batch_key = BATCH_KWARGS.get(method.name)
     if batch_key and batching.get(batch_key):
         kw[batch_key] = batching[batch_key]
@@ -184,7 +184,7 @@ def _split_parts(attr, method: Method) -> list[list[np.ndarray]]:
     n = attr[0].shape[0]
     if len(attr) > 1:  # knee: one tensor per view
         return [[a[i] for a in attr] for i in range(n)]
-    if method.captum == "LayerGradCam":  # one layer map per case
+    if method.layer_map:  # one layer map per case
         return [[attr[0][i, 0]] for i in range(n)]
     return [list(attr[0][i]) for i in range(n)]
 

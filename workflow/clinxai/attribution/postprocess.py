@@ -66,4 +66,4 @@ def is_layer_map(method: str) -> bool:
     """True for methods whose raw map is one layer map (GradCAM) to be upsampled to every modality."""
     from .registry import METHODS
 
-    return METHODS[method].captum == "LayerGradCam"
+    return METHODS[method].layer_map

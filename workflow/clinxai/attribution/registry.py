@@ -44,6 +44,11 @@ class Method:
     needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
     local_window: bool = False       # occludes local windows: incremental inference where the model allows it
     own: str | None = None           # clinxai's implementation replacing captum's: "<module>.<class>" in attribution/
+    count_param: str | None = None   # the parameter that counts its samples (steps, noise draws, coalitions, orders)
+    passes: str = "1"                # passes per case: a formula of samples, features (of its mask) and windows
+    surrogate: str | None = None     # captum._utils.models.linear_model class of the interpretable model (Lime)
+    baseline_tensors: bool = False   # draws from a baseline distribution: baselines must be tensors (GradientShap)
+    layer_map: bool = False          # its raw map is one layer map, upsampled to every modality (GradCAM)
     grid: tuple = ()                 # Vary entries: the hyperparameter-dependence grid (none: nothing to tune)
     about: str = ""                  # what the method computes (the saliency card's methodology paragraph)
     meaning: str = ""                # what a map value means (the card's semantic directness)
@@ -56,7 +61,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            meaning=("How fast the logit changes when the voxel's intensity changes, at this input only (local, "
                     "signed).")),
     Method("SmoothGrad", "NoiseTunnel", "gradient", {"nt_type": "smoothgrad", "nt_samples": 10, "stdevs": 1.0},
-           wraps="Saliency", sampled=True, grid=(Vary("stdevs", SCALE, True), Vary("nt_samples", SCALE, True)),
+           wraps="Saliency", sampled=True, count_param="nt_samples", passes="samples",
+           grid=(Vary("stdevs", SCALE, True), Vary("nt_samples", SCALE, True)),
            about=("The mean absolute gradient over copies of the input with Gaussian noise added (Smilkov et al. "
                   "2017)."),
            meaning=("Average local sensitivity of the logit to the voxel in a noisy neighbourhood of the input "
@@ -74,29 +80,33 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                   "al. 2016)."),
            meaning="Approximate logit change if the voxel were set to 0 (a linear estimate)."),
     Method("IntegratedGradients", "IntegratedGradients", "gradient", {"baselines": 0.0, "n_steps": 50},
-           batch_of_cases=True, grid=(Vary("n_steps", SCALE, True), Vary("baselines", ("mean", "blurred"))),
+           batch_of_cases=True, count_param="n_steps", passes="samples",
+           grid=(Vary("n_steps", SCALE, True), Vary("baselines", ("mean", "blurred"))),
            about=("The gradient integrated along the straight path from a baseline to the input, times the "
                   "difference (Sundararajan et al. 2017)."),
            meaning=("The voxel's share of the logit difference between the input and the baseline; the shares add up"
                     " to that difference.")),
     Method("GradientShap", "GradientShap", "gradient", {"baselines": 0.0, "n_samples": 5, "stdevs": 0.0},
-           sampled=True, grid=(Vary("n_samples", SCALE, True), Vary("baselines", ("mean", "blurred"))),
+           sampled=True, count_param="n_samples", passes="samples", baseline_tensors=True,
+           grid=(Vary("n_samples", SCALE, True), Vary("baselines", ("mean", "blurred"))),
            about=("Expected gradients times input differences over baselines and random points on the path (Lundberg"
                   " & Lee 2017)."),
            meaning=("An approximate SHAP value: the voxel's expected contribution relative to the baseline "
                     "distribution.")),
     Method("DeepLift", "DeepLift", "gradient", {"baselines": 0.0}, batch_of_cases=True, own="deeplift.DeepLift",
+           passes="2",  # the inputs and their baselines in one batch
            grid=(Vary("baselines", ("mean", "blurred")),),
            about=("Contributions propagated by DeepLIFT's rescale rule relative to a baseline (Shrikumar et al. "
                   "2017)."),
            meaning="The voxel's contribution to the logit difference from the baseline; contributions add up to it."),
     Method("GradCAM", "LayerGradCam", "gradient", needs_layer=True, modality_specific=False, batch_of_cases=True,
+           layer_map=True,
            grid=(Vary("layer", ("previous",)),),
            about=("Channel activations of one convolutional layer weighted by their mean gradients, ReLU, upsampled "
                   "(Selvaraju et al. 2017)."),
            meaning=("Coarse: where the layer's class-relevant features are, at the layer's resolution, the same on "
                     "every modality.")),
-    Method("GuidedGradCAM", "GuidedGradCam", "gradient", needs_layer=True, batch_of_cases=True,
+    Method("GuidedGradCAM", "GuidedGradCam", "gradient", needs_layer=True, batch_of_cases=True, passes="2",
            grid=(Vary("layer", ("previous",)),),
            about="GradCAM's map times Guided Backpropagation's (Selvaraju et al. 2017).",
            meaning="Fine-grained structure inside GradCAM's class-relevant regions."),
@@ -104,33 +114,39 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            {"sliding_window_shapes": (1, 11, 11, 11), "strides": (1, 5, 5, 5), "baselines": "gaussian"},
            layout_params={VIEWS: {"sliding_window_shapes": (3, 11, 11), "strides": (2, 5, 5)},
                           SLICE: {"sliding_window_shapes": (1, 11, 11), "strides": (1, 5, 5)}},
-           sampled=True, model_agnostic=True, local_window=True, grid=(Vary("window", (0.5, 1.5), True),),
+           sampled=True, model_agnostic=True, local_window=True, passes="1 + windows",
+           grid=(Vary("window", (0.5, 1.5), True),),
            about=("The logit drop when a sliding window is replaced by a noise baseline, spread over the window's "
                   "voxels (Zeiler & Fergus 2014)."),
            meaning="How much the prediction relies on the region around the voxel (a measured drop, window-sized)."),
     Method("FeatureAblation", "FeatureAblation", "perturbation", {"baselines": 0.0}, feature_mask="specific",
-           model_agnostic=True, own="ablation.FeatureAblation", grid=(Vary("n_segments", SCALE, True),),
+           model_agnostic=True, own="ablation.FeatureAblation", passes="1 + features",
+           grid=(Vary("n_segments", SCALE, True),),
            about="The logit drop when a supervoxel of one modality is set to the baseline, one at a time.",
            meaning="The measured effect of removing the voxel's supervoxel alone; every voxel of it shares the value."),
     Method("ShapleyValueSampling", "ShapleyValueSampling", "perturbation", {"baselines": 0.0, "n_samples": 25},
            feature_mask="specific", sampled=True, model_agnostic=True, own="ablation.ShapleyValueSampling",
+           count_param="n_samples", passes="1 + samples * features",
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about="Shapley values of supervoxels estimated from random permutations (Castro et al. 2009).",
            meaning="The supervoxel's average marginal contribution to the logit over orders of adding features."),
     Method("KernelShap", "KernelShap", "perturbation", {"baselines": 0.0, "n_samples": 300},
            feature_mask="unified", sampled=True, model_agnostic=True, modality_specific=False,
+           count_param="n_samples", passes="samples",
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about=("Shapley values of supervoxels from a weighted linear regression on random coalitions (Lundberg & "
                   "Lee 2017)."),
            meaning=("The supervoxel's estimated Shapley contribution; every modality shares the unified supervoxel's"
                     " value.")),
     Method("Lime", "Lime", "perturbation", {"baselines": 0.0, "n_samples": 500}, feature_mask="specific",
-           sampled=True, model_agnostic=True, grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
+           sampled=True, model_agnostic=True, count_param="n_samples", passes="samples",
+           surrogate="SkLearnLinearRegression",  # the paper's linear-regression surrogate
+           grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about=("Coefficients of a linear surrogate fitted to the model's outputs on random supervoxel coalitions "
                   "(Ribeiro et al. 2016)."),
            meaning="The supervoxel's weight in a local linear surrogate of the model, not the model itself."),
     Method("FeaturePermutation", "FeaturePermutation", "perturbation", feature_mask="unified", sampled=True,
-           model_agnostic=True, modality_specific=False, needs_case_batch=True,
+           model_agnostic=True, modality_specific=False, needs_case_batch=True, passes="1 + features",
            grid=(Vary("n_segments", SCALE, True),),
            about="The logit drop when a supervoxel's values are permuted across the cases of a batch (Breiman 2001).",
            meaning=("How much the prediction depends on the supervoxel's content relative to other cases; batch-"
