@@ -186,26 +186,39 @@ def scaled(method: str, params: dict, factor: float, shape) -> dict:
     return out
 
 
+def prepared(fast, case: list[torch.Tensor], baselines: list[torch.Tensor] | None = None):
+    """The unoccluded pass of incremental Occlusion on one case, and a function (view, starts, ends) -> the logits
+    of those windows occluded with `baselines` (default: the input itself; a window's cost does not depend on it)."""
+    baselines = baselines or case
+    if len(case) > 1:  # views: clinxai.attribution.occlusion_slices
+        state = fast.prepare(case)
+        return lambda v, s, e: fast.occluded_logits(v, case[v], baselines[v], state, s, e)
+    acts, baseline = fast.prepare(case[0], baselines[0])
+    return lambda v, s, e: fast.occluded_logits(case[0], baseline, s, e, acts)
+
+
 def incremental_seconds(fast, inputs: list[tuple], params: dict, n_sample: int, device: str) -> float:
-    """Seconds per case of incremental Occlusion at the real window, from a random sample of its windows: the
-    unoccluded pass plus the sample's time scaled to every window (a window's cost depends on its size, so a
-    wider stride would not do)."""
+    """Seconds per case of incremental Occlusion at the real window, from a random sample of its windows (per
+    view for the knee network): the unoccluded pass plus the sample's time scaled to every window (a window's cost
+    depends on its size, so a wider stride would not do)."""
     total = 0.0
-    for x in inputs:
-        x = x[0].to(device)
-        starts, ends = window_grid(x.shape[1:], params["sliding_window_shapes"], params["strides"])
-        pick = np.random.default_rng(0).choice(len(starts), min(n_sample, len(starts)), replace=False)
+    for case in inputs:
+        case = [t.to(device) for t in case]
         with torch.inference_mode():
             t0 = time.perf_counter()
-            acts, baseline = fast.prepare(x, 0.0)
+            evaluate = prepared(fast, case)
             sync(device)
-            t1 = time.perf_counter()
-            summed, covered = torch.zeros_like(x[0]), torch.zeros_like(x[0])  # the attribution's bookkeeping too
-            for lo in range(0, len(pick), fast.batch):
-                s, e = starts[pick[lo:lo + fast.batch]], ends[pick[lo:lo + fast.batch]]
-                fast.accumulate(summed, covered, s, e, fast.occluded_logits(x, baseline, s, e, acts)[:, 0])
-            sync(device)
-        total += t1 - t0 + (time.perf_counter() - t1) * len(starts) / len(pick)
+            total += time.perf_counter() - t0
+            for v, x in enumerate(case):
+                starts, ends = window_grid(x.shape[1:], params["sliding_window_shapes"], params["strides"])
+                pick = np.random.default_rng(v).choice(len(starts), min(n_sample, len(starts)), replace=False)
+                t1 = time.perf_counter()
+                summed, covered = torch.zeros_like(x[0]), torch.zeros_like(x[0])  # the attribution's bookkeeping too
+                for lo in range(0, len(pick), fast.batch):
+                    s, e = starts[pick[lo:lo + fast.batch]], ends[pick[lo:lo + fast.batch]]
+                    fast.accumulate(summed, covered, s, e, evaluate(v, s, e)[:, 0])
+                sync(device)
+                total += (time.perf_counter() - t1) * len(starts) / len(pick)
     return total / len(inputs)
 
 

@@ -128,6 +128,48 @@ def test_a_model_without_a_chain_batches_whole_windows_and_matches_captum():
     _close(torch.from_numpy(np.stack(own[0])), torch.from_numpy(np.stack(ref[0])))
 
 
+def _knee():
+    from clinxai.models import KneeNet
+
+    torch.manual_seed(0)
+    return _random_bn(KneeNet((4, 8, 8)))
+
+
+def test_knee_views_by_slices_equal_captum():
+    # windows of 3 slices with stride 2 over 7 slices: the last one clipped to one slice; tensor baselines per case,
+    # a window that changes no view maximum and windows that do; the views of differing sizes
+    from clinxai.attribution.occlusion_slices import SliceOcclusion
+    from clinxai.models import MODEL_FAMILIES
+
+    model = _knee()
+    views = (torch.randn(2, 7, 24, 24), torch.randn(2, 5, 20, 24), torch.randn(2, 7, 24, 16))
+    base = tuple(torch.randn_like(v) for v in views)
+    window, strides = ((3, 11, 11),) * 3, ((2, 5, 5),) * 3
+    expected = Occlusion(model).attribute(views, target=torch.tensor([1, 0]), sliding_window_shapes=window,
+                                          strides=strides, baselines=base, perturbations_per_eval=7)
+    got = SliceOcclusion(*MODEL_FAMILIES["kneenet"].slices(model), 5).attribute(
+        views, torch.tensor([1, 0]), window, strides, base)
+    for a, b in zip(got, expected):
+        _close(a, b)
+
+
+def test_explain_uses_it_for_the_knee_network():
+    cfg = yaml.safe_load(open("config/config.yaml"))
+    kind = kind_of(cfg, "knee")
+    model = _knee()
+    inputs = [tuple(torch.randn(1, 6, 16, 16) for _ in range(3)) for _ in range(2)]
+    used = []
+    params = {"sliding_window_shapes": [2, 7, 7], "strides": [2, 4, 4]}  # the Gaussian baseline: seeded per case
+    own = explain(model, kind, "Occlusion", ["a", "b"], inputs, [0, 1], None, 10, params, {"incremental_windows": 6},
+                  used=used)[0]
+    ref = explain(model, kind, "Occlusion", ["a", "b"], inputs, [0, 1], None, 10, params, {"fast": False},
+                  used=used)[0]
+    assert used == ["clinxai incremental (slices)", "captum"]
+    for a, b in zip(own, ref):
+        _close(torch.from_numpy(np.concatenate([v.ravel() for v in a])),
+               torch.from_numpy(np.concatenate([v.ravel() for v in b])))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_it_equals_captum():
     model = _random_bn(GeneNet3D(4, (16, 16, 16), (4, 8), 16)).cuda()

@@ -47,3 +47,33 @@ def test_pass_counts_are_the_samples_captum_feeds_the_model(synthetic, method, p
     # explain's untimed warm-up is one forward + backward; everything else is the method's (per case)
     assert sum(fed) - 1 == expected * len(inputs), (fed, expected)
     assert backward == (METHODS[method].family == "gradient")
+
+
+@pytest.mark.parametrize("task", ["glioma", "knee"])
+def test_sampled_incremental_windows_are_the_models_occluded_logits(task):
+    # the paper-size timing runs a sample of the real windows through clinxai's incremental Occlusion: their logits
+    # must be the model's on the occluded input
+    import torch
+
+    from clinxai.attribution.explain import explainable, incremental
+    from clinxai.attribution.occlusion import window_grid
+    from clinxai.attribution.registry import METHODS
+
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    kind, model, inputs, _ = performance.setting(config, task, 1)
+    model, case = explainable(model), list(inputs[0])
+    fast = incremental(METHODS["Occlusion"], model, kind, {"incremental_windows": 4}, inputs[0])
+    baselines = [torch.full_like(x, -1.0) for x in case]
+    evaluate = performance.prepared(fast, case, baselines)
+    v, window = len(case) - 1, config["heatmaps"]["params"][task]["Occlusion"]["sliding_window_shapes"]
+    starts, ends = window_grid(case[v].shape[1:], window, window)
+    expected = []
+    for s, e in zip(starts[:3], ends[:3]):
+        occluded = [x.clone() for x in case]
+        box = (slice(None),) + tuple(slice(int(a), int(b)) for a, b in zip(s, e))
+        occluded[v][box] = -1.0
+        with torch.no_grad():
+            expected.append(model(*occluded)[0])
+    got = evaluate(v, starts[:3], ends[:3])
+    assert torch.allclose(got, torch.stack(expected), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(got[0], got[1])

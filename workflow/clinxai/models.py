@@ -96,8 +96,11 @@ class KneeNet(nn.Module):
         self.head = nn.Linear(sum(e.out_features for e in self.encoders), 1)
 
     def forward(self, axial, coronal, sagittal):
-        feats = torch.cat([enc(v) for enc, v in zip(self.encoders, (axial, coronal, sagittal))], dim=1)
-        return two_logits(self.head(feats))
+        return self.fuse([enc(v) for enc, v in zip(self.encoders, (axial, coronal, sagittal))])
+
+    def fuse(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The views' features (B x C each) -> class logits."""
+        return two_logits(self.head(torch.cat(features, dim=1)))
 
 
 def _classes(meta: dict) -> dict:
@@ -128,15 +131,21 @@ def _densenet_arch(model_cfg: dict, meta: dict) -> dict:
 class ModelFamily:
     """How a task kind's model is built from config, rebuilt from a checkpoint, and where GradCAM looks."""
 
-    def __init__(self, build, arch, gradcam_layer=None, previous_layer=None, chain=None):
+    def __init__(self, build, arch, gradcam_layer=None, previous_layer=None, chain=None, slices=None):
         self.build, self.arch = build, arch
         self._layers = {"last": gradcam_layer, "previous": previous_layer}
-        self._chain = chain
+        self._chain, self._slices = chain, slices
 
     def chain(self, model: nn.Module):
         """(layers, head): the model as a chain of convolution, pooling and element-wise layers followed by a head,
         for incremental Occlusion (clinxai.attribution.occlusion); None if the family names none."""
         return None if self._chain is None else self._chain(model)
+
+    def slices(self, model: nn.Module):
+        """(chains, fuse) of a multi-view model that encodes every slice of a view with a 2-D chain, takes the
+        spatial mean and the maximum over slices (SliceEncoder), then fuses the views' features: for incremental
+        Occlusion of views (clinxai.attribution.occlusion_slices); None if the family names none."""
+        return None if self._slices is None else self._slices(model)
 
     def gradcam_layer(self, model: nn.Module, which: str = "last") -> nn.Module:
         """`which`: "last" (the default) or "previous", the block before it (the hyperparameter grid)."""
@@ -164,7 +173,8 @@ MODEL_FAMILIES = {
                              _genenet_arch, lambda m: m.features[-2],  # ReLU of the last block, before its MaxPool
                              lambda m: m.features[-9],  # the block before: its ReLU (two convs + pool = 7 modules)
                              lambda m: (list(m.features), m.classifier)),
-    "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])}),
+    "kneenet": ModelFamily(lambda a: KneeNet(tuple(a["widths"])), lambda cfg, meta: {"widths": list(cfg["widths"])},
+                           slices=lambda m: ([list(e.net) for e in m.encoders], m.fuse)),
     "densenet2d": ModelFamily(_densenet, _densenet_arch, lambda m: m.features.denseblock4,
                               lambda m: m.features.denseblock3),
     # the user's model (clinxai.plugin): its arch is written by rule import_model, its layers named in config

@@ -52,11 +52,12 @@ def gradcam_layer(model: nn.Module, kind: TaskKind, which: str = "last") -> nn.M
 def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict, example: tuple | None = None):
     """clinxai's Occlusion (clinxai.attribution.occlusion) for a method that occludes local windows, unless config
     switches it off (`incremental_windows: 0`): by incremental inference where the model's family names its layer
-    chain, else, for a model of one input tensor, windows batched through the whole (BatchNorm-folded) model;
-    None otherwise (captum's)."""
+    chain (or, for the knee network, its per-slice chains), else, for a model of one input tensor, windows batched
+    through the whole (BatchNorm-folded) model; None otherwise (captum's)."""
     from ..inference import ForwardOnly
     from ..models import MODEL_FAMILIES
     from .occlusion import IncrementalOcclusion, supported
+    from .occlusion_slices import SliceOcclusion
 
     windows = int(batching.get("incremental_windows", 128))
     if not method.local_window or windows <= 0:
@@ -65,6 +66,9 @@ def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict
     split = family.chain(model) if family else None
     if split is not None and supported(split[0]):
         return IncrementalOcclusion(*split, windows)
+    views = family.slices(model) if family else None
+    if views is not None and SliceOcclusion.applies(views[0]):
+        return SliceOcclusion(*views, windows)
     if example is not None and len(example) == 1:
         return IncrementalOcclusion([], ForwardOnly(model, example), int(batching.get("perturbations_per_eval", 16)))
     return None

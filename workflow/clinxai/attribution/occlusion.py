@@ -11,7 +11,7 @@ Same windows (as captum places them, the last one clipped at the border), baseli
 Occlusion: the attribution of a voxel is the mean, over the windows covering it, of f(x)[t] - f(x occluded)[t].
 Equal to captum's output within float tolerance (tests/test_incremental_occlusion.py). A model whose family names no
 chain (clinxai.models) but takes one input tensor runs as an empty chain: every window's input batched through the
-whole model as its head; the knee network (three views) uses captum's Occlusion.
+whole model as its head; the knee network (three views) has its own (clinxai.attribution.occlusion_slices).
 """
 
 from __future__ import annotations
