@@ -135,16 +135,17 @@ def _knee():
     return _random_bn(KneeNet((4, 8, 8)))
 
 
-def test_knee_views_by_slices_equal_captum():
-    # windows of 3 slices with stride 2 over 7 slices: the last one clipped to one slice; tensor baselines per case,
-    # a window that changes no view maximum and windows that do; the views of differing sizes
+@pytest.mark.parametrize("plane", [(11, 11), (3, 3)])  # slices run in full / in-plane incremental (<= 5 % of a slice)
+def test_knee_views_by_slices_equal_captum(plane):
+    # windows of 3 slices with stride 2 over 8 and 6 slices: the last one clipped to 2 slices; tensor baselines per
+    # case; views of differing sizes
     from clinxai.attribution.occlusion_slices import SliceOcclusion
     from clinxai.models import MODEL_FAMILIES
 
     model = _knee()
-    views = (torch.randn(2, 7, 24, 24), torch.randn(2, 5, 20, 24), torch.randn(2, 7, 24, 16))
+    views = (torch.randn(2, 8, 24, 24), torch.randn(2, 6, 20, 24), torch.randn(2, 8, 24, 16))
     base = tuple(torch.randn_like(v) for v in views)
-    window, strides = ((3, 11, 11),) * 3, ((2, 5, 5),) * 3
+    window, strides = ((3, *plane),) * 3, ((2, *(min(5, p) for p in plane)),) * 3
     expected = Occlusion(model).attribute(views, target=torch.tensor([1, 0]), sliding_window_shapes=window,
                                           strides=strides, baselines=base, perturbations_per_eval=7)
     got = SliceOcclusion(*MODEL_FAMILIES["kneenet"].slices(model), 5).attribute(

@@ -5,7 +5,9 @@ maximum over slices; the views' features are then fused into the logits (clinxai
 view (slices s0..s1, a box in-plane) therefore changes only its own slices' features, and inside each of them only the
 box's receptive field: per window, each of its slices runs the 2-D chain incrementally from the stored activations
 (clinxai.attribution.occlusion), the view's maximum is taken over the new features and the unchanged slices' (kept as
-prefix and suffix maxima), and the fusion runs on the result. Same windows, baselines and formula as captum's
+prefix and suffix maxima), and the fusion runs on the result. Where a window covers a large part of a slice
+(the demo's), the receptive fields soon cover the whole plane: its slices run through the chain in full instead,
+all windows' slices in one batch. Same windows, baselines and formula as captum's
 Occlusion of several inputs (each view occluded on its own, a voxel's attribution the mean drop of the windows
 covering it); equal to captum's maps within float tolerance (tests/test_incremental_occlusion.py).
 """
@@ -17,6 +19,9 @@ import torch
 from torch import nn
 
 from .occlusion import IncrementalOcclusion, supported, window_grid
+
+
+PLANE_INCREMENTAL_BELOW = 0.05  # in-plane windows larger than this share of a slice run their slices in full
 
 
 def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
@@ -93,6 +98,8 @@ class SliceOcclusion:
         prefix = torch.cat([neg, feats.cummax(dim=0).values])           # prefix[s]: max over slices < s
         suffix = torch.cat([feats.flip(0).cummax(dim=0).values.flip(0), neg])  # suffix[s]: max over slices >= s
         view = torch.maximum(prefix[starts[:, 0]], suffix[ends[:, 0]])
+        if np.prod(ends[:, 1:] - starts[:, 1:], axis=1).max() > PLANE_INCREMENTAL_BELOW * np.prod(x.shape[2:]):
+            return torch.maximum(view, SliceOcclusion._dense_slices(enc, x, baseline, starts, ends))
         # in-plane windows of one slice: the slice axis becomes the image's single channel
         plane_starts = np.concatenate([np.zeros((len(starts), 1), np.int64), starts[:, 1:]], axis=1)
         plane_ends = np.concatenate([np.ones((len(ends), 1), np.int64), ends[:, 1:]], axis=1)
@@ -106,3 +113,18 @@ class SliceOcclusion:
             index = torch.from_numpy(rows).to(view.device)
             view[index] = torch.maximum(view[index], new)
         return view
+
+    @staticmethod
+    def _dense_slices(enc: IncrementalOcclusion, x, baseline, starts, ends) -> torch.Tensor:
+        """Each window's maximum feature over its own slices, occluded and run through the 2-D chain in full (one
+        batch of every window's slices); a window clipped at the last slice repeats its last (occluded) slice."""
+        depth = int((ends[:, 0] - starts[:, 0]).max())
+        pick = torch.from_numpy(np.minimum(starts[:, :1] + np.arange(depth), ends[:, :1] - 1)).to(x.device)
+        images = x[0][pick].clone()  # windows x depth x H x W
+        for j in range(len(starts)):
+            plane = tuple(slice(int(a), int(b)) for a, b in zip(starts[j, 1:], ends[j, 1:]))
+            images[(j, slice(None)) + plane] = baseline[0][(pick[j],) + plane]
+        out = images.reshape(-1, 1, *x.shape[2:])
+        for mod in enc.chain:
+            out = mod(out)
+        return _spatial_mean(out).reshape(len(starts), depth, -1).amax(dim=1)
