@@ -198,7 +198,7 @@ def prepared(fast, case: list[torch.Tensor], baselines: list[torch.Tensor] | Non
 
 
 def incremental_seconds(fast, inputs: list[tuple], params: dict, n_sample: int, device: str) -> float:
-    """Seconds per case of incremental Occlusion at the real window, from a random sample of its windows (per
+    """Seconds per case of incremental Occlusion at the real window, from randomly chosen batches of its windows (per
     view for the knee network): the unoccluded pass plus the sample's time scaled to every window (a window's cost
     depends on its size, so a wider stride would not do)."""
     total = 0.0
@@ -211,14 +211,17 @@ def incremental_seconds(fast, inputs: list[tuple], params: dict, n_sample: int, 
             total += time.perf_counter() - t0
             for v, x in enumerate(case):
                 starts, ends = window_grid(x.shape[1:], params["sliding_window_shapes"], params["strides"])
-                pick = np.random.default_rng(v).choice(len(starts), min(n_sample, len(starts)), replace=False)
+                # whole batches of consecutive windows, as a run takes them (they share slices and box sizes)
+                blocks = np.random.default_rng(v).permutation(-(-len(starts) // fast.batch))
+                blocks = [np.arange(b * fast.batch, min((b + 1) * fast.batch, len(starts)))
+                          for b in blocks[:max(1, -(-n_sample // fast.batch))]]
                 t1 = time.perf_counter()
                 summed, covered = torch.zeros_like(x[0]), torch.zeros_like(x[0])  # the attribution's bookkeeping too
-                for lo in range(0, len(pick), fast.batch):
-                    s, e = starts[pick[lo:lo + fast.batch]], ends[pick[lo:lo + fast.batch]]
+                for block in blocks:
+                    s, e = starts[block], ends[block]
                     fast.accumulate(summed, covered, s, e, evaluate(v, s, e)[:, 0])
                 sync(device)
-                total += (time.perf_counter() - t1) * len(starts) / len(pick)
+                total += (time.perf_counter() - t1) * len(starts) / sum(len(b) for b in blocks)
     return total / len(inputs)
 
 

@@ -46,8 +46,8 @@ def test_equals_captum_on_a_batch_with_tensor_baselines(name, kw):
     expected = getattr(ca, name)(model).attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
                                                   perturbations_per_eval=4, **kw)
     torch.manual_seed(5)
-    got = getattr(ablation, name)(model).attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
-                                              perturbations_per_eval=3, **kw)
+    got = getattr(ablation, name)(model).attribute(x, target=torch.tensor([1, 0]), baselines=base,
+                                                   feature_mask=mask, perturbations_per_eval=3, **kw)
     _close(got, expected)
 
 
@@ -74,8 +74,8 @@ def test_multi_input_knee_model_with_features_across_views():
                                                       **({"n_samples": 2} if name != "FeatureAblation" else {}))
         torch.manual_seed(3)
         got = getattr(ablation, name)(model).attribute(x, target=1, baselines=(0.0, 0.0, 0.0), feature_mask=masks,
-                                                  perturbations_per_eval=5,
-                                                  **({"n_samples": 2} if name != "FeatureAblation" else {}))
+                                                       perturbations_per_eval=5,
+                                                       **({"n_samples": 2} if name != "FeatureAblation" else {}))
         for a, b in zip(got, expected):
             _close(a, b)
 

@@ -28,6 +28,7 @@ def _random_statistics(model: nn.Module) -> nn.Module:
 
 def _equal(got, expected):
     got, expected = (g if isinstance(g, tuple) else (g,) for g in (got, expected))
+    assert len(got) == len(expected)
     for a, b in zip(got, expected):
         assert b.abs().max() > 0
         assert torch.allclose(a, b.detach(), atol=1e-7, rtol=1e-5), (a - b).abs().max()
@@ -37,7 +38,7 @@ def test_genenet_with_scalar_and_tensor_baselines():
     torch.manual_seed(1)
     model = _random_statistics(GeneNet3D(3, (16, 16, 8), (4, 8, 8), 16))  # ReLU -> MaxPool3d after every block
     x, target = torch.randn(4, 3, 16, 16, 8), torch.tensor([0, 1, 1, 0])
-    for base in (0.0, torch.randn(4, 3, 16, 16, 8)):
+    for base in (0.0, torch.randn(4, 3, 16, 16, 8), torch.randn(1, 3, 16, 16, 8)):  # per case, one for all
         _equal(DeepLift(model).attribute(x, target=target, baselines=base),
                ca.DeepLift(model).attribute(x, target=target, baselines=base))
 
@@ -63,6 +64,8 @@ def test_monai_densenet_and_the_three_view_knee_network():
     views = tuple(torch.randn(2, 5, 24, 24) for _ in range(3))
     _equal(DeepLift(knee).attribute(views, target=torch.tensor([0, 1]), baselines=(0.0, 0.0, 0.0)),
            ca.DeepLift(knee).attribute(views, target=torch.tensor([0, 1]), baselines=(0.0, 0.0, 0.0)))
+    _equal(DeepLift(knee).attribute(views, target=1, baselines=(0.5, -0.5, 0.0)),  # one class for every case
+           ca.DeepLift(knee).attribute(views, target=1, baselines=(0.5, -0.5, 0.0)))
 
 
 def test_contributions_add_up_to_the_output_difference():
@@ -84,6 +87,19 @@ def test_contributions_add_up_to_the_output_difference():
     got = DeepLift(unit).attribute(torch.tensor([[2.0, 1.0]]), target=0, baselines=0.0)
     z, z0 = 2 * 2 - 1 - 1, -1.0  # pre-activations: 2, -1 -> ReLU 2, 0: multiplier 2 / 3
     assert torch.allclose(got, torch.tensor([[2.0 * 2, 1.0 * -1]]) * 3 * (2 - 0) / (z - z0))
+
+
+def test_it_replaces_what_captum_hooks_and_refuses_the_rest():
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
+    from clinxai.attribution.deeplift import OTHER_RULES, REPLACED
+
+    assert set(SUPPORTED_NON_LINEAR) == set(REPLACED) | set(OTHER_RULES)  # in step with captum's rules
+    relu = nn.ReLU()
+    reused = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu, nn.Linear(4, 2))  # captum refuses it
+    assert not DeepLift.supports(reused)
+    with pytest.raises(Exception, match="additional_forward_args"):
+        DeepLift(nn.Sequential(nn.Linear(4, 2))).attribute(torch.randn(1, 4), target=0, additional_forward_args=(1,))
 
 
 def test_build_uses_it_where_it_applies_and_captum_otherwise():

@@ -1,18 +1,20 @@
 """DeepLift's rescale rule without hooks (issue 22): the same multipliers as captum.attr.DeepLift, computed by autograd
 functions that replace the network's non-linear modules in a copy of the model.
 
-captum registers three hooks on every non-linearity and clones its input and output on each call; on the demo's
-networks that costs as much again as the two passes the method needs. Here the copy runs one forward and one
-backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced module applies
-captum's rule in its backward pass (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling),
-on both halves of the batch as captum does; tests/test_deeplift.py checks the maps against captum's. Two details
-of captum's hooks are kept so that the maps are the same: a module's "output gradient" is the one recorded on its
-output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's
-plain gradient), and the max-pool rule falls back to the first sample's plain gradient where input and reference
-coincide (captum indexes `grad_input[0]` of a tensor).
+captum registers four module hooks and two tensor hooks on every non-linearity and clones its input three times per
+call; on the demo's networks that costs as much again as the two passes the method needs. Here the copy runs one
+forward and one backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced
+module applies captum's rule in its backward pass (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool`
+for max pooling) on both halves of the batch, as captum does; tests/test_deeplift.py checks the maps against
+captum's. Two details of captum's hooks are kept so that the maps are the same: a module's "output gradient" is the
+one recorded on its output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max
+pool sees the pool's plain gradient), and the max-pool rule falls back to the first sample's plain gradient where
+input and reference coincide (captum indexes `grad_input[0]` of a tensor).
 
-A model holding another non-linearity that captum treats specially (ELU, Sigmoid, Softmax, ...) keeps captum's
-DeepLift (`DeepLift.supports`).
+A model holding a non-linearity captum's DeepLift treats with another rule (ELU, Sigmoid, Softmax, 1-D max pooling,
+...), or a ReLU / pool module used twice (captum refuses those), keeps captum's DeepLift (`DeepLift.supports`). The
+equality assumes what captum's hooks assume: the tensor a replaced module reads feeds that module only (no skip
+connection branches off a ReLU's input), as in the pipeline's networks.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ClinxaiError
+
 EPS = 1e-10  # captum's DeepLift eps: below it a difference counts as zero and the plain gradient is used
-_CAPTUM_NON_LINEAR = (nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.MaxPool1d)
+REPLACED = (nn.ReLU, nn.MaxPool2d, nn.MaxPool3d)
+# captum's other non-linear rules (its SUPPORTED_NON_LINEAR; tests/test_deeplift.py keeps the two in step)
+OTHER_RULES = (nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.MaxPool1d)
 
 
 def _twice(t: torch.Tensor) -> torch.Tensor:
@@ -48,7 +54,7 @@ class _Rule(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, rule, out_slot):
-        out, saved = rule.forward_(z)
+        out, saved = rule.compute(z)
         ctx.save_for_backward(z, out, *saved)
         ctx.rule, ctx.out_slot, ctx.in_slot = rule, out_slot, getattr(z, "_deeplift_slot", None)
         return out
@@ -87,7 +93,7 @@ class RescaleReLU(_Replaced):
         return torch.where(d_in.abs() < EPS, plain, rescaled, out=rescaled).flatten(0, 1)
 
     @staticmethod
-    def forward_(z):
+    def compute(z):
         return torch.relu(z), ()
 
 
@@ -100,7 +106,7 @@ class RescaleMaxPool(_Replaced):
         self.args = tuple(_tuple(v, self.dims) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
         self.ceil_mode = pool.ceil_mode
 
-    def forward_(self, z):
+    def compute(self, z):
         k, s, p, d = self.args
         out, idx = (F.max_pool2d if self.dims == 2 else F.max_pool3d)(z, k, s, p, d, self.ceil_mode, True)
         return out, (idx,)
@@ -123,7 +129,7 @@ class RescaleMaxPool(_Replaced):
         return torch.where(d_in.abs() < EPS, plain[0], spread / d_in).repeat(2, *[1] * (z.dim() - 1))
 
 
-def _tuple(v, n: int) -> list[int]:
+def _tuple(v, n: int) -> list[int]:  # a pooling argument per spatial axis, as the aten backward wants it (a list)
     return list(v) if isinstance(v, (tuple, list)) else [int(v)] * n
 
 
@@ -148,10 +154,15 @@ class DeepLift:
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """Whether every non-linearity captum's DeepLift would hook is one this module replaces."""
-        return not any(type(m) in _CAPTUM_NON_LINEAR for m in model.modules())
+        """Whether every non-linearity captum's DeepLift would hook is one this module replaces, each used once."""
+        replaced = [m for m in model.modules(remove_duplicate=False) if type(m) in REPLACED]
+        return not any(type(m) in OTHER_RULES for m in model.modules()) and \
+            len({id(m) for m in replaced}) == len(replaced)
 
-    def attribute(self, inputs, target=None, baselines=0.0, **_):
+    def attribute(self, inputs, target, baselines=0.0, **unsupported):
+        if any(v is not None for v in unsupported.values()):
+            raise ClinxaiError(f"clinxai's DeepLift takes no {sorted(unsupported)}: use captum.attr.DeepLift.")
+        baselines = 0.0 if baselines is None else baselines
         as_tuple = isinstance(inputs, tuple)
         x = tuple(t.detach().requires_grad_() for t in (inputs if as_tuple else (inputs,)))
         baselines = baselines if isinstance(baselines, tuple) else (baselines,) * len(x)
@@ -160,7 +171,7 @@ class DeepLift:
         with torch.enable_grad():
             out = self.model(*(torch.cat([t, r]) for t, r in zip(x, refs)))
             rows = torch.arange(len(out), device=out.device)
-            target = torch.as_tensor(0 if target is None else target, device=out.device).reshape(-1)
+            target = torch.as_tensor(target, device=out.device).reshape(-1)
             picked = out[rows, _twice(target.expand(len(out) // 2))]
             grads = torch.autograd.grad(torch.unbind(picked), x)
         attr = tuple((t - r) * g for t, r, g in zip(x, refs, grads))

@@ -21,7 +21,7 @@ from torch import nn
 from .occlusion import IncrementalOcclusion, supported, window_grid
 
 
-PLANE_INCREMENTAL_BELOW = 0.05  # in-plane windows larger than this share of a slice run their slices in full
+PLANE_INCREMENTAL_BELOW = 0.05  # in-plane windows over this share of a slice's area run their slices in full
 
 
 def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class SliceOcclusion:
     accumulate = staticmethod(IncrementalOcclusion.accumulate)
 
     def __init__(self, chains: list[list[nn.Module]], fuse, windows_per_batch: int = 128):
-        self.slices = [IncrementalOcclusion(chain, _spatial_mean, windows_per_batch) for chain in chains]
+        self.encoders = [IncrementalOcclusion(chain, _spatial_mean, windows_per_batch) for chain in chains]
         self.fuse, self.batch = fuse, max(1, int(windows_per_batch))
 
     @staticmethod
@@ -65,14 +65,14 @@ class SliceOcclusion:
     def prepare(self, case: list[torch.Tensor]) -> tuple[list, list, list]:
         """Every slice of each view as a batch of one-channel images: stored activations, per-slice features (S x C)
         and the view features (1 x C)."""
-        acts = [enc.prepare(v[0][:, None], 0.0)[0] for enc, v in zip(self.slices, case)]
+        acts = [enc.prepare(v[0][:, None], 0.0)[0] for enc, v in zip(self.encoders, case)]
         feats = [_spatial_mean(a[-1]) for a in acts]
         return acts, feats, [f.amax(dim=0, keepdim=True) for f in feats]
 
     def occluded_logits(self, v: int, x, baseline, state, starts: np.ndarray, ends: np.ndarray) -> torch.Tensor:
         """The logits with each window (starts, ends: windows x 3) of view v set to the baseline."""
         acts, feats, pooled = state
-        view = self._occluded_features(self.slices[v], x, baseline, acts[v], feats[v], starts, ends)
+        view = self._occluded_features(self.encoders[v], x, baseline, acts[v], feats[v], starts, ends)
         return self.fuse([view if u == v else p.expand(len(starts), -1) for u, p in enumerate(pooled)])
 
     def _one(self, case, base, target: int, windows, strides) -> list[torch.Tensor]:
@@ -120,11 +120,15 @@ class SliceOcclusion:
         batch of every window's slices); a window clipped at the last slice repeats its last (occluded) slice."""
         depth = int((ends[:, 0] - starts[:, 0]).max())
         pick = torch.from_numpy(np.minimum(starts[:, :1] + np.arange(depth), ends[:, :1] - 1)).to(x.device)
-        images = x[0][pick].clone()  # windows x depth x H x W
+        images = x[0][pick]  # windows x depth x H x W (indexing copies)
         for j in range(len(starts)):
             plane = tuple(slice(int(a), int(b)) for a, b in zip(starts[j, 1:], ends[j, 1:]))
             images[(j, slice(None)) + plane] = baseline[0][(pick[j],) + plane]
-        out = images.reshape(-1, 1, *x.shape[2:])
-        for mod in enc.chain:
-            out = mod(out)
-        return _spatial_mean(out).reshape(len(starts), depth, -1).amax(dim=1)
+        images = images.reshape(-1, 1, *x.shape[2:])
+        feats = []
+        for lo in range(0, len(images), enc.batch):  # at most windows_per_batch slices through the chain at once
+            out = images[lo:lo + enc.batch]
+            for mod in enc.chain:
+                out = mod(out)
+            feats.append(_spatial_mean(out))
+        return torch.cat(feats).reshape(len(starts), depth, -1).amax(dim=1)
