@@ -7,9 +7,9 @@ box's receptive field: per window, each of its slices runs the 2-D chain increme
 (clinxai.attribution.occlusion), the view's maximum is taken over the new features and the unchanged slices' (kept as
 prefix and suffix maxima), and the fusion runs on the result. Where a window covers a large part of a slice
 (the demo's), the receptive fields soon cover the whole plane: its slices run through the chain in full instead,
-all windows' slices in one batch. Same windows, baselines and formula as captum's
-Occlusion of several inputs (each view occluded on its own, a voxel's attribution the mean drop of the windows
-covering it); equal to captum's maps within float tolerance (tests/test_incremental_occlusion.py).
+the windows' slices batched together. Same windows, baselines and formula as captum's Occlusion of several inputs
+(each view occluded on its own, a voxel's attribution the mean drop of the windows covering it); equal to captum's
+maps within float tolerance (tests/test_incremental_occlusion.py).
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ class SliceOcclusion:
 
     @staticmethod
     def _dense_slices(enc: IncrementalOcclusion, x, baseline, starts, ends) -> torch.Tensor:
-        """Each window's maximum feature over its own slices, occluded and run through the 2-D chain in full (one
-        batch of every window's slices); a window clipped at the last slice repeats its last (occluded) slice."""
+        """Each window's maximum feature over its own slices, occluded and run through the 2-D chain in full (the
+        windows' slices batched together); a window clipped at the last slice repeats its last (occluded) slice."""
         depth = int((ends[:, 0] - starts[:, 0]).max())
         pick = torch.from_numpy(np.minimum(starts[:, :1] + np.arange(depth), ends[:, :1] - 1)).to(x.device)
         images = x[0][pick]  # windows x depth x H x W (indexing copies)
