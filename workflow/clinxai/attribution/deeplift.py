@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ClinxaiError
+from .occlusion import per_axis
 
 EPS = 1e-10  # captum's DeepLift eps: below it a difference counts as zero and the plain gradient is used
 REPLACED = (nn.ReLU, nn.MaxPool2d, nn.MaxPool3d)
@@ -103,7 +104,7 @@ class RescaleMaxPool(_Replaced):
     def __init__(self, pool: nn.Module):
         super().__init__()
         self.dims = 2 if isinstance(pool, nn.MaxPool2d) else 3
-        self.args = tuple(_tuple(v, self.dims) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
+        self.args = tuple(per_axis(v, self.dims) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
         self.ceil_mode = pool.ceil_mode
 
     def compute(self, z):
@@ -127,10 +128,6 @@ class RescaleMaxPool(_Replaced):
         d_in = z[:h] - z[h:]
         # captum takes `grad_input[0]` of a tensor here: the first sample's gradient stands in for every sample's
         return torch.where(d_in.abs() < EPS, plain[0], spread / d_in).repeat(2, *[1] * (z.dim() - 1))
-
-
-def _tuple(v, n: int) -> list[int]:  # a pooling argument per spatial axis, as the aten backward wants it (a list)
-    return list(v) if isinstance(v, (tuple, list)) else [int(v)] * n
 
 
 def _replace(module: nn.Module) -> None:

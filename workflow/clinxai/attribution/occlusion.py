@@ -30,7 +30,8 @@ ELEMENTWISE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.ReLU, nn.Leaky
 DENSE_FROM = 0.5  # run the rest of the chain dense once a patch covers this share of a layer
 
 
-def _tuple(v, d: int) -> tuple:
+def per_axis(v, d: int) -> tuple:
+    """A layer argument (int or tuple) as one value per spatial axis."""
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * d
 
 
@@ -39,12 +40,12 @@ def _geometry(mod: nn.Module, d: int):
     if isinstance(mod, ELEMENTWISE):
         return None
     if isinstance(mod, (nn.Conv2d, nn.Conv3d)) and mod.groups == 1 and mod.padding_mode == "zeros" \
-            and set(_tuple(mod.dilation, d)) == {1} and not isinstance(mod.padding, str):
-        return _tuple(mod.kernel_size, d), _tuple(mod.stride, d), _tuple(mod.padding, d)
-    if isinstance(mod, (nn.MaxPool2d, nn.MaxPool3d)) and not mod.ceil_mode and set(_tuple(mod.padding, d)) == {0} \
-            and set(_tuple(mod.dilation, d)) == {1}:
-        k = _tuple(mod.kernel_size, d)
-        return k, _tuple(mod.stride if mod.stride is not None else mod.kernel_size, d), (0,) * d
+            and set(per_axis(mod.dilation, d)) == {1} and not isinstance(mod.padding, str):
+        return per_axis(mod.kernel_size, d), per_axis(mod.stride, d), per_axis(mod.padding, d)
+    if isinstance(mod, (nn.MaxPool2d, nn.MaxPool3d)) and not mod.ceil_mode and set(per_axis(mod.padding, d)) == {0} \
+            and set(per_axis(mod.dilation, d)) == {1}:
+        k = per_axis(mod.kernel_size, d)
+        return k, per_axis(mod.stride if mod.stride is not None else mod.kernel_size, d), (0,) * d
     raise ValueError(type(mod).__name__)
 
 
