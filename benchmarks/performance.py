@@ -50,7 +50,8 @@ from clinxai.attribution.registry import METHODS, method_params  # noqa: E402
 from clinxai.attribution.supervoxels import image_masks, view_masks  # noqa: E402
 from clinxai.config import removal_cfg, task_methods  # noqa: E402
 from clinxai.evaluation.perturbation import removal_curves, subset_performance  # noqa: E402
-from clinxai.inference import FlatLayout, Predictor, fuse_batchnorm  # noqa: E402
+from clinxai.inference import (FlatLayout, Predictor, channels_last_format, fuse_batchnorm,  # noqa: E402
+                               to_channels_last)
 from clinxai.logs import filter_known_warnings  # noqa: E402
 from clinxai.metrics.modality import all_subsets  # noqa: E402
 from clinxai.models import MODEL_FAMILIES, build_model  # noqa: E402
@@ -87,11 +88,20 @@ def per_sample_pass(model, example: tuple, backward: bool, max_batch: int, mem_m
                     reps: int = 2, training: bool = False) -> tuple[float, int]:
     """(best seconds per sample, batch size) of a forward pass, a forward + backward pass to the inputs (what the
     gradient methods need) or, `training`, a training step's forward + backward to the weights, over batch sizes 1,
-    2, 4, ... up to max_batch, stopping where the next size would pass mem_mb (estimated from the measured growth)."""
+    2, 4, ... up to max_batch, stopping where the next size would pass mem_mb (estimated from the measured growth),
+    and over the weights' memory layouts (as given, channels-last): the limit is the fastest pass either way."""
     if training:
         net = copy.deepcopy(model).train().to(device)
     else:
         net = explainable(copy.deepcopy(model)).to(device) if backward else fuse_batchnorm(model).to(device)
+    best = _per_sample_pass(net, example, backward, max_batch, mem_mb, device, reps, training)
+    if channels_last_format(net) is None:
+        return best
+    return min(best, _per_sample_pass(to_channels_last(net), example, backward, max_batch, mem_mb, device, reps,
+                                      training))
+
+
+def _per_sample_pass(net, example, backward, max_batch, mem_mb, device, reps, training) -> tuple[float, int]:
     best, best_b, b = math.inf, 1, 1
     base = rss_now_mb()
     while b <= max_batch:
@@ -295,6 +305,8 @@ def stage_rows(config, task, kind, model, inputs, args, limit_fwd, limit_train) 
                      "limit_s": n_sub * limit_fwd[0]})
     train = task_setting(config, "training", task)["train"]
     net = copy.deepcopy(model).train().to(args.device)
+    if train.get("channels_last", True):  # as clinxai.training trains
+        to_channels_last(net)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     x = tuple(torch.cat([c[k] for c in inputs]).to(args.device) for k in range(len(inputs[0])))
     y = torch.as_tensor(labels, device=args.device)

@@ -6,7 +6,7 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
-from clinxai.inference import FlatLayout, Predictor
+from clinxai.inference import FlatLayout, Predictor, channels_last_format, to_channels_last
 from clinxai.evaluation.perturbation import removal_curves, subset_performance
 from clinxai.metrics.modality import all_subsets, mi_correlation, modality_sums, shapley_values
 from clinxai.metrics.removal import (NEVER, baseline_steps, delta_aupc, removal_fractions,
@@ -223,6 +223,22 @@ def test_fast_predictor_agrees_with_the_eager_model(task):
     with torch.no_grad():
         ref = torch.softmax(model.eval()(*layout.unflatten(flat)), 1).numpy()
     np.testing.assert_allclose(p_slow, ref, atol=1e-6)
+    # the fast model's convolutions are channels-last, the knee network's three inputs notwithstanding
+    fast = Predictor(model, layout, fast=True)
+    fast(flat)
+    fmt = torch.channels_last_3d if task == "glioma" else torch.channels_last
+    convs = [m for m in fast.model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+    assert convs and all(m.weight.is_contiguous(memory_format=fmt) for m in convs)
+    assert any(not m.weight.is_contiguous() for m in convs)  # (one input channel: both layouts at once)
+
+
+def test_channels_last_format_follows_the_convolutions():
+    assert channels_last_format(nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU())) == torch.channels_last
+    assert channels_last_format(nn.Sequential(nn.Conv3d(2, 3, 3))) == torch.channels_last_3d
+    assert channels_last_format(nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv3d(3, 3, 3))) is None  # mixed: left alone
+    assert channels_last_format(nn.Linear(3, 2)) is None
+    mixed = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv3d(3, 3, 3))
+    assert all(p.is_contiguous() for p in to_channels_last(mixed).parameters())
 
 
 # A game whose players 1 and 3 are symmetric: worths are accuracies k/24, so φ_1 = φ_3 exactly (both 5/36). Summed in

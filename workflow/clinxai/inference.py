@@ -69,22 +69,35 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+def channels_last_format(model: nn.Module):
+    """The channels-last memory format matching a model's convolutions (2-D or 3-D), or None (no convolutions, or
+    both kinds). With channels-last weights a convolution's output is channels-last whatever its input's layout,
+    and the layers after it (BatchNorm, ReLU, pooling) keep it: max pooling alone runs 5-9x faster on CPU than on
+    the default layout (the knee network's slice encoders: forward passes 2x, training steps 1.4x faster)."""
+    dims = {m.weight.dim() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))}
+    return {frozenset({4}): torch.channels_last, frozenset({5}): torch.channels_last_3d}.get(frozenset(dims))
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """The model (in place) with channels-last weights where `channels_last_format` names a format: the same outputs
+    up to float rounding."""
+    fmt = channels_last_format(model)
+    return model.to(memory_format=fmt) if fmt is not None else model
+
+
 class ForwardOnly(nn.Module):
     """A model for work that needs only forward passes (`Predictor`, perturbation methods): BatchNorm folded into
-    the convolutions and, for a single image input, the channels-last memory layout — about 2x faster on CPU for the
-    same outputs up to float rounding. Folding assumes that a BatchNorm registered right after a convolution
-    normalises that convolution's output, which holds for the pipeline's networks but need not for a supplied one
+    the convolutions and channels-last weights (`to_channels_last`) — about 2x faster on CPU for the same outputs
+    up to float rounding. Folding assumes that a BatchNorm registered right after a convolution normalises that
+    convolution's output, which holds for the pipeline's networks but need not for a supplied one
     (`bn(conv(x) + skip)`): the logits on `example` are therefore compared with the model's, and where they differ
     the model itself is used (`folded` False, with a warning)."""
 
     def __init__(self, model: nn.Module, example: tuple[torch.Tensor, ...]):
         super().__init__()
-        self.model = fuse_batchnorm(model)
-        volumetric = any(isinstance(m, nn.Conv3d) for m in self.model.modules())
-        self.memory_format = None
-        if len(example) == 1 and example[0].dim() in (4, 5):
-            self.memory_format = torch.channels_last_3d if volumetric else torch.channels_last
-            self.model = self.model.to(memory_format=self.memory_format)
+        # the weights only: converting each input batch too costs a copy (10 % of a glioma demo pass) and gains
+        # nothing, the first convolution's output is channels-last either way
+        self.model = to_channels_last(fuse_batchnorm(model))
         with torch.no_grad():
             plain, folded = model.eval()(*example), self(*example)
         self.folded = bool(torch.allclose(plain, folded, atol=1e-4, rtol=1e-4))
@@ -95,11 +108,9 @@ class ForwardOnly(nn.Module):
                 "folding BatchNorm changes this model's predictions (max logit difference %.2g): evaluating it "
                 "unfolded (the model normalises something else than the convolution registered before it)",
                 float((plain - folded).abs().max()))
-            self.model, self.memory_format = model, None
+            self.model = model
 
     def forward(self, *x):
-        if self.memory_format is not None:
-            x = tuple(t.contiguous(memory_format=self.memory_format) for t in x)
         return self.model(*x)
 
 

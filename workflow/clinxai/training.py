@@ -17,7 +17,7 @@ from torch import nn
 
 from . import ClinxaiError
 from .data.cases import load_prepared
-from .inference import as_tensors, predict, resolve_device
+from .inference import as_tensors, predict, resolve_device, to_channels_last
 from .io import save_csv, save_json
 from .metrics.classification import classification_metrics
 from .models import MODEL_FAMILIES, build_model, save_checkpoint
@@ -94,6 +94,9 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
         log.info("pretrained weights %s: %d missing, %d unexpected keys", cfg["model"]["pretrained"],
                  len(missing), len(unexpected))
     model.to(device)
+    t = cfg["train"]
+    if t.get("channels_last", True):  # same training up to float rounding; the checkpoint is saved contiguous
+        to_channels_last(model)
     labels = torch.tensor(split["label"].to_numpy(), dtype=torch.long)
     idx = {part: np.flatnonzero(split["split"].to_numpy() == part) for part in ("train", "val", "test")}
     if permute_labels:
@@ -108,7 +111,6 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
     gen = torch.Generator().manual_seed(seed)
     sampler = torch.utils.data.WeightedRandomSampler(class_weight[train_labels], num_samples=len(train_labels),
                                                      replacement=True, generator=gen)
-    t = cfg["train"]
     opt = torch.optim.Adam(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"], amsgrad=t["amsgrad"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=t["step_size"], gamma=t["gamma"])
     loss_fn = nn.CrossEntropyLoss()
@@ -159,6 +161,7 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
             break
 
     model.load_state_dict(best["state"])
+    model.to(memory_format=torch.contiguous_format)
     save_checkpoint(out["checkpoint"], model.cpu(), task, kind.model, arch,
                     {"seed": seed, "epoch": best["epoch"], "permuted_labels": permute_labels})
     save_csv(out["history"], pd.DataFrame(history))

@@ -11,6 +11,7 @@ evaluate `perturbations_per_eval` perturbed copies per forward pass.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -210,6 +211,10 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
     params = method_params(method_name, kind.layout, overrides)
     layer = params.pop("layer", "last")
     model = explainable(model).to(device)
+    if batching.get("fast", True) and not method.model_agnostic:  # gradients: channels-last weights, a copy
+        from ..inference import to_channels_last
+
+        model = to_channels_last(copy.deepcopy(model))
     explainer = build(method, model, kind, layer, batching, tuple(t.to(device) for t in inputs[0]) if cases else None)
     masks = masks if masks is not None else [None] * len(cases)
     if cases:
