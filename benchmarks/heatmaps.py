@@ -21,7 +21,7 @@ from clinxai.data.cases import load_inputs
 from clinxai.inference import as_tensors
 from clinxai.tasks import kind_of, task_setting
 from clinxai.attribution.supervoxels import compute_masks
-from clinxai.config import task_methods
+from clinxai.config import task_batching, task_methods
 from clinxai.models import load_checkpoint
 
 
@@ -38,7 +38,6 @@ def main() -> None:
     config = yaml.safe_load(Path(args.config).read_text())
     args.task = args.task or config["tasks"][0]
     kind = kind_of(config, args.task)
-    hm = config["heatmaps"]
     root = Path("results") / args.task
     pred = pd.read_csv(root / f"models/seed{args.seed}/predictions.csv", dtype={"case": str}).head(args.cases)
     cases = list(pred["case"])
@@ -50,8 +49,9 @@ def main() -> None:
         mask_kind = METHODS[method].feature_mask
         ms = [m[mask_kind] for m in masks.values()] if mask_kind else None
         over = task_setting(config, "heatmaps.params", args.task).get(method)
-        for mode, batching in (("configured", hm["batching"]),
-                               ("one_at_a_time", {**hm["batching"], "batch_size": 1, "perturbations_per_eval": 1,
+        configured = task_batching(config, args.task)
+        for mode, batching in (("configured", configured),
+                               ("one_at_a_time", {**configured, "batch_size": 1, "perturbations_per_eval": 1,
                                                   "internal_batch_size": 1, "nt_samples_batch_size": 1})):
             t0 = time.perf_counter()
             explain(model, kind, method, cases, inputs, list(pred["pred"]), ms, args.seed, over, batching)

@@ -48,7 +48,7 @@ from clinxai.attribution.explain import explain, explainable, incremental  # noq
 from clinxai.attribution.occlusion import window_grid  # noqa: E402
 from clinxai.attribution.registry import METHODS, method_params  # noqa: E402
 from clinxai.attribution.supervoxels import image_masks, view_masks  # noqa: E402
-from clinxai.config import removal_cfg, task_methods  # noqa: E402
+from clinxai.config import removal_cfg, task_batching, task_methods  # noqa: E402
 from clinxai.evaluation.perturbation import removal_curves, subset_performance  # noqa: E402
 from clinxai.inference import (FlatLayout, Predictor, channels_last_format, fuse_batchnorm,  # noqa: E402
                                to_channels_last)
@@ -237,7 +237,7 @@ def incremental_seconds(fast, inputs: list[tuple], params: dict, n_sample: int, 
 
 def method_rows(config, task, kind, model, inputs, masks, args, limit_fwd, limit_bwd) -> list[dict]:
     rows = []
-    batching = config["heatmaps"]["batching"]
+    batching = task_batching(config, task)
     # one case per call, captum's defaults, captum's classes on the model as given
     reference = {"batch_size": 1, "permutation_batch": len(inputs), "fast": False}
     for method in task_methods(config, task):

@@ -113,3 +113,17 @@ def test_localisation_keys_are_checked():
     with pytest.raises(ConfigError, match=r"localisation\.degradation\.perturbation = 'smear'"):
         validate_config(cfg(localisation__degradation__perturbation="smear"))
     validate_config(cfg(localisation__road__seeds=None, localisation__degradation__max_cases=None))
+
+
+def test_batching_per_task_overrides_the_shared_values_and_is_checked():
+    from clinxai.config import task_batching
+
+    c = cfg(heatmaps__batching__per_task={"synthetic": {"perturbations_per_eval": 64, "batch_size": 32}})
+    validate_config(c)
+    shared = DEMO["heatmaps"]["batching"]
+    assert task_batching(c, "synthetic") == {**shared, "perturbations_per_eval": 64, "batch_size": 32}
+    assert task_batching(c, "glioma") == shared and task_batching(DEMO, "knee") == shared
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) heatmaps\.batching\.per_task\.synthetc"):
+        validate_config(cfg(heatmaps__batching__per_task={"synthetc": {"batch_size": 4}}))
+    with pytest.raises(ConfigError, match=r"heatmaps\.batching\.per_task\.knee\.perturbations_per_eval = 0"):
+        validate_config(cfg(heatmaps__batching__per_task={"knee": {"perturbations_per_eval": 0}}))

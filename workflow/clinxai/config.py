@@ -223,6 +223,14 @@ def task_methods(config: dict, task: str) -> list[str]:
 # job runs one) by seconds.
 
 
+def task_batching(config: dict, task: str) -> dict:
+    """`heatmaps.batching` for one task: the task's own values (`heatmaps.batching.per_task.<task>`) over the shared
+    ones -- a small model fills the CPU only at larger batches, a large one must stay inside its rule's memory."""
+    batching = dict(config["heatmaps"]["batching"])
+    per_task = batching.pop("per_task", None) or {}
+    return {**batching, **(per_task.get(task) or {})}
+
+
 def removal_cfg(config: dict, task: str) -> dict:
     """The truthfulness config as the removal functions take it for one task (the blur and ROAD parameters only
     where the task uses them, so that finished jobs of the others keep their params)."""
@@ -400,7 +408,7 @@ def sensitivity_cfg(config: dict, task: str) -> dict:
             # a shift set to null is off (an overlay cannot delete a key of the shipped config)
             "input": {"draws": s["input"]["draws"],
                       "shifts": {k: v for k, v in s["input"]["shifts"].items() if v is not None}},
-            "max_sensitivity": s["max_sensitivity"], "batch_size": config["heatmaps"]["batching"]["batch_size"],
+            "max_sensitivity": s["max_sensitivity"], "batch_size": task_batching(config, task)["batch_size"],
             "removal": removal}
 
 

@@ -16,6 +16,7 @@ from clinxai.config import (
     road_cfg,
     road_reuses_removal,
     sensitivity_cfg,
+    task_batching,
     task_methods,
     task_postprocess_cfg,
     validate_config,
@@ -247,7 +248,7 @@ def heatmap_cfg(wc, methods=None):
     params = task_setting(config, "heatmaps.params", wc.task)
     return {
         "params": {wc.task: {m: params.get(m, {}) for m in methods}},
-        "batching": hm["batching"],
+        "batching": task_batching(config, wc.task),
         # for the status column (all-zero after post-processing); this task's smoothing only
         "postprocess": task_postprocess_cfg(config, wc.task),
     }
