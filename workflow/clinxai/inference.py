@@ -73,7 +73,8 @@ def channels_last_format(model: nn.Module):
     """The channels-last memory format matching a model's convolutions (2-D or 3-D), or None (no convolutions, or
     both kinds). With channels-last weights a convolution's output is channels-last whatever its input's layout,
     and the layers after it (BatchNorm, ReLU, pooling) keep it: max pooling alone runs 5-9x faster on CPU than on
-    the default layout (the knee network's slice encoders: forward passes 2x, training steps 1.4x faster)."""
+    the default layout (the knee network's forward passes 2x faster; a demo training epoch, batches of 4-8 with the
+    optimiser and augmentation unchanged, 4-15 %)."""
     dims = {m.weight.dim() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))}
     return {frozenset({4}): torch.channels_last, frozenset({5}): torch.channels_last_3d}.get(frozenset(dims))
 
