@@ -243,7 +243,6 @@ def heatmap_inputs(wc):
 
 def heatmap_cfg(wc, methods=None):
     """Only what one job uses, so editing another method's parameters or the export does not rerun it."""
-    hm = config["heatmaps"]
     methods = methods or [wc.method]
     params = task_setting(config, "heatmaps.params", wc.task)
     return {
