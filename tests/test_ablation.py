@@ -159,3 +159,77 @@ def test_on_cuda_they_equal_captum(name, kw):
     torch.manual_seed(2)
     got = getattr(ablation, name)(model).attribute(x, target=1, feature_mask=mask, perturbations_per_eval=4, **kw)
     _close(got.cpu(), expected.cpu())
+
+
+@pytest.mark.parametrize("per_eval", [1, 3, 16])
+def test_feature_permutation_equals_captum_with_the_same_draws(per_eval):
+    model = _model()
+    x, mask, target = torch.randn(4, 2, 8, 8, 8), _mask((1, 1, 8, 8, 8), 7), torch.tensor([1, 0, 1, 1])
+    torch.manual_seed(5)
+    expected = ca.FeaturePermutation(model).attribute(x, target=target, feature_mask=mask,
+                                                      perturbations_per_eval=per_eval)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    got = ablation.FeaturePermutation(model).attribute(x, target=target, feature_mask=mask,
+                                                       perturbations_per_eval=per_eval)
+    _close(got, expected)
+    assert torch.equal(torch.rand(1), after)  # the same draws from the global generator, no more
+
+
+def test_feature_permutation_of_a_linear_model_and_its_passes():
+    # f = w . x: permuting feature k changes case c's output by w_k . (x_c - x_perm(c)) over k's voxels
+    lin, fed = nn.Sequential(nn.Flatten(), nn.Linear(6, 2)), []
+
+    def forward(x):
+        fed.append(len(x))
+        return lin(x)
+
+    x, mask = torch.randn(3, 1, 6), torch.tensor([[[0, 0, 1, 2, 2, 2]]])
+    torch.manual_seed(1)
+    got = ablation.FeaturePermutation(forward).attribute(x, target=1, feature_mask=mask, perturbations_per_eval=6)
+    torch.manual_seed(1)
+    _, perms = ablation.permutation_draws((mask,), 3, 6)
+    w = lin[1].weight[1].detach()
+    for k in range(3):
+        on = mask[0, 0] == k
+        drop = ((x[:, 0] - x[perms[k, 0], 0]) * w * on).sum(dim=1)  # f(x) - f(permuted)
+        _close(got[:, 0, on], drop[:, None].expand(3, int(on.sum())))
+    assert fed == [3, 6, 3]  # the cases, then 2 and 1 permuted copies of 3 cases (about 6 samples a pass)
+
+
+def test_feature_permutation_across_views_and_a_batch_of_one():
+    torch.manual_seed(0)
+    model = KneeNet((4, 4, 8)).eval()
+    x = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
+    masks = tuple(_mask((1, 3, 16, 16), 4, s) + 2 * s for s in range(3))  # ids shared between views
+    torch.manual_seed(3)
+    expected = ca.FeaturePermutation(model).attribute(x, target=1, feature_mask=masks, perturbations_per_eval=5)
+    torch.manual_seed(3)
+    got = ablation.FeaturePermutation(model).attribute(x, target=1, feature_mask=masks, perturbations_per_eval=5)
+    for a, b in zip(got, expected):
+        _close(a, b)
+    one = ablation.FeaturePermutation(model).attribute(tuple(t[:1] for t in x), target=1, feature_mask=masks)
+    assert all(not a.any() for a in one)  # nothing to permute with: zero, as captum (which skips the features)
+
+
+def test_forward_only_runs_relus_in_place_on_its_copy_only():
+    model = _model()
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False  # as explain() leaves it for captum's hooks
+    fast = ForwardOnly(model, (torch.randn(2, 2, 8, 8, 8),))
+    assert all(m.inplace for m in fast.model.modules() if isinstance(m, nn.ReLU))
+    assert not any(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
+
+    class Reuse(nn.Module):  # adds a ReLU's input after the ReLU: in place, the ReLU would overwrite it
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu = nn.Conv3d(2, 2, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            y = self.conv(x)
+            return (self.relu(y) + y).mean(dim=(2, 3, 4))
+
+    reuse = Reuse().eval()
+    x = (torch.randn(2, 2, 8, 8, 8),)
+    assert ForwardOnly(reuse, x).model is reuse and not reuse.relu.inplace

@@ -88,8 +88,8 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 
 class ForwardOnly(nn.Module):
     """A model for work that needs only forward passes (`Predictor`, perturbation methods): BatchNorm folded into
-    the convolutions and channels-last weights (`to_channels_last`) — about 2x faster on CPU for the same outputs
-    up to float rounding. Folding assumes that a BatchNorm registered right after a convolution normalises that
+    the convolutions, channels-last weights (`to_channels_last`) and ReLUs in place — about 2x faster on CPU for the
+    same outputs up to float rounding. Folding assumes that a BatchNorm registered right after a convolution normalises that
     convolution's output, which holds for the pipeline's networks but need not for a supplied one
     (`bn(conv(x) + skip)`): the logits on `example` are therefore compared with the model's, and where they differ
     the model itself is used (`folded` False, with a warning)."""
@@ -99,6 +99,9 @@ class ForwardOnly(nn.Module):
         # the weights only: converting each input batch too costs a copy (10 % of a glioma demo pass) and gains
         # nothing, the first convolution's output is channels-last either way
         self.model = to_channels_last(fuse_batchnorm(model))
+        for m in self.model.modules():  # no autograd here: ReLUs in place (explainable() set them out of place for
+            if isinstance(m, nn.ReLU):  # captum's hooks), a glioma demo pass 1.5x faster at batch 16
+                m.inplace = True
         with torch.no_grad():
             plain, folded = model.eval()(*example), self(*example)
         self.folded = bool(torch.allclose(plain, folded, atol=1e-4, rtol=1e-4))
@@ -106,9 +109,9 @@ class ForwardOnly(nn.Module):
             import logging
 
             logging.getLogger("clinxai").warning(
-                "folding BatchNorm changes this model's predictions (max logit difference %.2g): evaluating it "
-                "unfolded (the model normalises something else than the convolution registered before it)",
-                float((plain - folded).abs().max()))
+                "folding BatchNorm changes this model's predictions (max logit difference %.2g, ReLUs in place): "
+                "evaluating it as given (the model normalises something else than the convolution registered "
+                "before it, or reuses a ReLU's input)", float((plain - folded).abs().max()))
             self.model = model
 
     def forward(self, *x):

@@ -26,15 +26,19 @@ class Coalitions:
         self.base = tuple(torch.as_tensor(b, dtype=t.dtype, device=t.device).expand_as(t) for b, t in zip(baselines, x))
         self.masks = tuple(m.expand_as(t) if m.shape[1] == 1 else m for m, t in zip(masks, x))
 
+    def inputs(self, rows: torch.Tensor) -> tuple:
+        """The model's inputs for coalitions (rows x features, bool): one tensor operation per input."""
+        rows = rows.to(self.x[0].device)
+        return tuple(torch.where(rows[:, m[0]], t, b) for t, b, m in zip(self.x, self.base, self.masks))
+
     @torch.no_grad()
     def __call__(self, present: torch.Tensor) -> torch.Tensor:
-        """f(.)[target] for each row of `present` (coalitions x features, bool)."""
-        out = []
-        for lo in range(0, len(present), self.batch):
-            rows = present[lo:lo + self.batch].to(self.x[0].device)
-            inputs = tuple(torch.where(rows[:, m[0]], t, b) for t, b, m in zip(self.x, self.base, self.masks))
-            out.append(self.forward(*inputs)[:, self.target].float())
-        return torch.cat(out)
+        """f(.)[target] for each row of `present` (coalitions x features, bool), in near-equal batches of at most
+        `batch` (33 rows in batches of 16 would leave a pass of one, the slowest per sample)."""
+        chunks = max(1, -(-len(present) // self.batch))
+        size = max(1, -(-len(present) // chunks))
+        return torch.cat([self.forward(*self.inputs(present[lo:lo + size]))[:, self.target].float()
+                          for lo in range(0, len(present), size)])
 
     def to_map(self, scores: torch.Tensor) -> tuple:
         """Per-feature scores written to the features' voxels: one tensor per input, 1 x input shape."""
@@ -103,3 +107,63 @@ class ShapleyValueSampling(_Method):
         gains = runs.diff(dim=1)  # order k, step s: the gain of adding feature orders[k][s]
         scores = torch.zeros(c.n, device=f.device).index_add_(0, torch.cat(orders).to(f.device), gains.reshape(-1))
         return c.to_map(scores / len(orders))
+
+
+def permutation_draws(masks: tuple, n: int, per_eval: int) -> tuple[list, dict]:
+    """captum's FeaturePermutation draws: its feature order (ids in order of the inputs, each input's sorted) and,
+    per chunk of `per_eval` features, per input holding one of them, per feature of the chunk, one
+    torch.randperm(n) from the global generator, redrawn while it is the identity. -> (ids, {(id, input): perm})."""
+    ids = list(dict.fromkeys(int(k) for m in masks for k in torch.unique(m)))
+    holds = [set(torch.unique(m).tolist()) for m in masks]
+    perms = {}
+    for lo in range(0, len(ids), per_eval):
+        chunk = ids[lo:lo + per_eval]
+        for i, held in enumerate(holds):
+            if held.isdisjoint(chunk):
+                continue
+            for k in chunk:
+                perm = torch.randperm(n)
+                while (perm == torch.arange(n)).all():
+                    perm = torch.randperm(n)
+                perms[k, i] = perm
+    return ids, perms
+
+
+class FeaturePermutation:
+    """captum.attr.FeaturePermutation(forward_func).attribute with a feature mask, batched: score of feature k for
+    case c = f(x)[c, t_c] - f(x with feature k's voxels taken from the cases in a random order)[c, t_c], written to
+    the feature's voxels. captum's draws in its order for the same `perturbations_per_eval` (permutation_draws);
+    the permuted copies of about `perturbations_per_eval` samples (copies x cases) per forward pass, each batch of
+    copies built in one tensor operation per input."""
+
+    def __init__(self, forward_func):
+        self.forward = forward_func
+        self.implementation = "clinxai batched" + (", BatchNorm folded" if getattr(forward_func, "folded", False)
+                                                   else "")
+
+    @torch.no_grad()
+    def attribute(self, inputs, target=None, feature_mask=None, perturbations_per_eval=1, **kw):
+        as_tuple = isinstance(inputs, tuple)
+        x = inputs if as_tuple else (inputs,)
+        masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+        n = len(x[0])
+        out = tuple(torch.zeros_like(t, dtype=torch.float32) for t in x)
+        if n < 2:  # captum skips every feature of a batch of one (nothing to permute with)
+            return out if as_tuple else out[0]
+        ids, perms = permutation_draws(masks, n, max(1, int(perturbations_per_eval)))
+        rows = torch.arange(n, device=x[0].device)
+        t = torch.as_tensor(target if target is not None else 0, device=x[0].device).reshape(-1).expand(n)
+        f0 = self.forward(*x)[rows, t].float()
+        copies = max(1, int(perturbations_per_eval) // n)
+        scores = torch.zeros(max(ids) + 1, n, device=f0.device)
+        for lo in range(0, len(ids), copies):
+            chunk = ids[lo:lo + copies]
+            batch = tuple(torch.cat([torch.where(m == k, xi[perms[k, i]], xi) if (k, i) in perms else xi
+                                     for k in chunk])
+                          for i, (xi, m) in enumerate(zip(x, masks)))
+            f = self.forward(*batch).reshape(len(chunk), n, -1)[:, rows, t].float()
+            scores[torch.tensor(chunk, device=f.device)] = f0 - f
+        for o, m, xi in zip(out, masks, x):
+            idx = m.expand(n, *xi.shape[1:]).reshape(n, -1)
+            o.copy_(scores.T.gather(1, idx.to(scores.device)).reshape(xi.shape))
+        return out if as_tuple else out[0]

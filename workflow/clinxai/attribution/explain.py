@@ -88,7 +88,8 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
     """The method's explainer. With `batching.fast` (the default), methods that need only forward passes get the
     model with BatchNorm folded (clinxai.inference.ForwardOnly: checked on `example`, one case's inputs), and
     clinxai's implementation replaces captum's where the registry names one that supports the model (batched
-    ablation and Shapley sampling, DeepLift without hooks) or the method occludes local windows (incremental)."""
+    ablation, Shapley sampling and permutation, DeepLift without hooks, Lime and KernelShap on coalitions) or the
+    method occludes local windows (incremental)."""
     import captum.attr as ca
 
     batching = batching or {}
@@ -100,11 +101,11 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
             from ..inference import ForwardOnly
 
             model = ForwardOnly(model, example)
-        if method.own:
-            own = _own_class(method.own)
-            if getattr(own, "supports", lambda _: True)(model):
-                return own(model)
     cls = getattr(ca, method.captum)
+    if batching.get("fast", True) and method.own:
+        own = _own_class(method.own)
+        if getattr(own, "supports", lambda _: True)(model):
+            cls = own
     if method.wraps:
         return cls(getattr(ca, method.wraps)(model))
     if method.needs_layer:

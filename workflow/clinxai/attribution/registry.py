@@ -132,21 +132,22 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            meaning="The supervoxel's average marginal contribution to the logit over orders of adding features."),
     Method("KernelShap", "KernelShap", "perturbation", {"baselines": 0.0, "n_samples": 300},
            feature_mask="unified", sampled=True, model_agnostic=True, modality_specific=False,
-           count_param="n_samples", passes="samples",
+           own="surrogate.KernelShap", count_param="n_samples", passes="samples",
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about=("Shapley values of supervoxels from a weighted linear regression on random coalitions (Lundberg & "
                   "Lee 2017)."),
            meaning=("The supervoxel's estimated Shapley contribution; every modality shares the unified supervoxel's"
                     " value.")),
     Method("Lime", "Lime", "perturbation", {"baselines": 0.0, "n_samples": 500}, feature_mask="specific",
-           sampled=True, model_agnostic=True, count_param="n_samples", passes="samples",
+           sampled=True, model_agnostic=True, own="surrogate.Lime", count_param="n_samples", passes="samples",
            surrogate="SkLearnLinearRegression",  # the paper's linear-regression surrogate
            grid=(Vary("n_samples", SCALE, True), Vary("n_segments", SCALE, True)),
            about=("Coefficients of a linear surrogate fitted to the model's outputs on random supervoxel coalitions "
                   "(Ribeiro et al. 2016)."),
            meaning="The supervoxel's weight in a local linear surrogate of the model, not the model itself."),
     Method("FeaturePermutation", "FeaturePermutation", "perturbation", feature_mask="unified", sampled=True,
-           model_agnostic=True, modality_specific=False, needs_case_batch=True, passes="1 + features",
+           model_agnostic=True, modality_specific=False, needs_case_batch=True, own="ablation.FeaturePermutation",
+           passes="1 + features",
            grid=(Vary("n_segments", SCALE, True),),
            about="The logit drop when a supervoxel's values are permuted across the cases of a batch (Breiman 2001).",
            meaning=("How much the prediction depends on the supervoxel's content relative to other cases; batch-"
@@ -162,6 +163,7 @@ BATCH_KWARGS = {
     "ShapleyValueSampling": "perturbations_per_eval",
     "KernelShap": "perturbations_per_eval",
     "Lime": "perturbations_per_eval",
+    "FeaturePermutation": "perturbations_per_eval",
 }
 
 
