@@ -233,3 +233,14 @@ def test_forward_only_runs_relus_in_place_on_its_copy_only():
     reuse = Reuse().eval()
     x = (torch.randn(2, 2, 8, 8, 8),)
     assert ForwardOnly(reuse, x).model is reuse and not reuse.relu.inplace
+
+
+def test_coalition_inputs_are_exactly_the_case_or_the_baseline():
+    # lerp's two-sided formula returns either end itself: bit for bit where(present, x, baseline)
+    x = (torch.randn(1, 2, 5, 6, 7) * 1e3, torch.randn(1, 3, 4, 4))
+    base = (torch.randn(1, 2, 5, 6, 7), 0.25)
+    masks = (_mask((1, 2, 5, 6, 7), 9), _mask((1, 1, 4, 4), 9, 1))
+    c = ablation.Coalitions(None, x, base, masks, 0, 4, 9)
+    rows = torch.rand(6, 9) > 0.5
+    for got, t, b, m in zip(c.inputs(rows), x, c.base, c.masks):
+        assert torch.equal(got, torch.where(rows[:, m[0]], t, b))
