@@ -136,3 +136,46 @@ def test_summary_has_mean_and_std_over_seeds(tmp_path):
     assert table.loc["mean", "test_accuracy"] == pytest.approx(0.85)
     assert table.loc["std", "test_accuracy"] == pytest.approx(0.0707107, rel=1e-5)
     assert table.loc["10", "test_wrong"] == 2
+
+
+def test_deterministic_switch_is_the_public_ones_op_level_setting():
+    from clinxai.training import deterministic_algorithms
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(False)
+        deterministic_algorithms()
+        ours = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        torch.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        public = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        assert ours == public == (True, True)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@pytest.mark.parametrize("augmentation, shapes", [("image", [(3, 4, 8, 8, 6)]), ("views", [(3, 5, 8, 8)] * 3)])
+def test_augmentation_without_metadata_gives_monais_values_and_draws(augmentation, shapes):
+    """The augmenter runs MONAI's transforms on plain tensors: the same values as with MONAI's default metadata
+    tracking (the same transforms, seeded alike, applied sample by sample), and the tracking setting is restored."""
+    from monai.data import get_track_meta
+    from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandScaleIntensity, RandShiftIntensity
+
+    from clinxai.training import _augmenter
+
+    g = torch.Generator().manual_seed(0)
+    batches = [tuple(torch.randn(s, generator=g) for s in shapes) for _ in range(4)]
+    ours = _augmenter(augmentation, 7)
+    if augmentation == "views":
+        ref = Compose([RandGaussianNoise(prob=0.5, std=0.05), RandScaleIntensity(factors=0.1, prob=0.5)])
+    else:
+        ref = Compose([RandFlip(prob=0.5, spatial_axis=0), RandGaussianNoise(prob=0.5, std=0.05),
+                       RandShiftIntensity(offsets=0.1, prob=0.5)])
+    ref.set_random_state(7)
+    assert get_track_meta()
+    for batch in batches:
+        got = ours(batch)
+        assert get_track_meta()
+        want = [torch.stack([torch.as_tensor(ref(s)).as_tensor() for s in x]).float() for x in batch]
+        assert all(type(a) is torch.Tensor and torch.equal(a, b) for a, b in zip(got, want))
+        assert any(not torch.equal(a, x) for a, x in zip(got, batch))  # something was augmented

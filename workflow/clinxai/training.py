@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 
 import numpy as np
@@ -30,9 +31,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms()
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
+
+
+def deterministic_algorithms() -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True) for the eager ops training runs. The public function
+    also sets torch._inductor's flag, importing inductor and dynamo for it: 2-3 s of every training job's start on
+    these CPUs, for a compiler training does not use. The op-level switch is the same call it makes."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:  # another torch, or inductor in use: the public way
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def _load_pretrained(model: nn.Module, path, task: str):
@@ -54,6 +66,7 @@ def _load_pretrained(model: nn.Module, path, task: str):
 def _augmenter(augmentation: str, seed: int):
     """Per-sample MONAI augmentation, seeded (TaskKind.augmentation). "image": flips only along left-right (brain
     anatomy is symmetric), noise and intensity shift; "views": noise and intensity scaling of each view."""
+    from monai.data import get_track_meta, set_track_meta
     from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandScaleIntensity, RandShiftIntensity
 
     if augmentation == "views":
@@ -64,11 +77,15 @@ def _augmenter(augmentation: str, seed: int):
     t.set_random_state(seed)
 
     def apply(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        out = []
-        for x in batch:
+        # Plain tensors, not MetaTensors: the same values and draws, without MONAI's metadata bookkeeping on every
+        # operation (a quarter of a knee demo batch's augmentation). Restored after: the setting is global.
+        tracking = get_track_meta()
+        set_track_meta(False)
+        try:
             # knee views are S x H x W per sample: treat slices as channels for the intensity transforms
-            out.append(torch.stack([torch.as_tensor(t(s)) for s in x]).float())
-        return tuple(out)
+            return tuple(torch.stack([torch.as_tensor(t(s)) for s in x]).float() for x in batch)
+        finally:
+            set_track_meta(tracking)
 
     return apply
 

@@ -15,6 +15,7 @@ rule saliency_cards:
         **cards_outputs(),
     log:
         f"{RESULTS}/logs/saliency_cards.log",
+    priority: res("saliency_cards", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("saliency_cards", "threads")

@@ -80,9 +80,10 @@ TRAINED_TASKS = [t for t in TASKS if t not in SUPPLIED_TASKS]
 
 # ---- resources ----
 def res(rule_name, key):
-    """A resource of a rule from config, falling back to resources.default."""
+    """A resource of a rule from config, falling back to resources.default, and to 0 for a priority."""
     table = config["resources"]
-    return table.get(rule_name, {}).get(key, table["default"][key])
+    fallback = table["default"].get(key, 0) if key == "priority" else table["default"][key]
+    return table.get(rule_name, {}).get(key, fallback)
 
 
 def rule_resources(rule_name, scale_mem=False):

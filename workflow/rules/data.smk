@@ -12,6 +12,7 @@ for _phantom, _task in PHANTOMS.items():
             f"{RESULTS}/logs/phantom_{_phantom}.log",
         benchmark:
             f"{RESULTS}/benchmarks/phantom_{_phantom}.tsv"
+        priority: res(f"phantom_{_phantom}", "priority")
         conda:
             "../../envs/data.yaml"
         threads: res(f"phantom_{_phantom}", "threads")
@@ -38,6 +39,7 @@ rule prepare_data:
         f"{RESULTS}/benchmarks/prepare_data/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(PREPARED_TASKS),  # generated tasks' data come from rule synthetic_data
+    priority: res("prepare_data", "priority")
     conda:
         "../../envs/data.yaml"
     threads: res("prepare_data", "threads")

@@ -13,6 +13,7 @@ rule supervoxels:
         f"{RESULTS}/logs/supervoxels/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/supervoxels/{{task}}.tsv"
+    priority: res("supervoxels", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("supervoxels", "threads")
@@ -35,6 +36,7 @@ rule heatmaps:
         f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}_{{method}}.tsv"
     wildcard_constraints:
         method=one_of([] if GROUP_HEATMAPS else UNSHARDED),
+    priority: res("heatmaps", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("heatmaps", "threads")
@@ -66,6 +68,7 @@ for _task in TASKS if GROUP_HEATMAPS else []:
             f"{RESULTS}/benchmarks/heatmaps/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        priority: res("heatmaps", "priority")
         conda:
             "../../envs/torch.yaml"
         threads: res("heatmaps", "threads")
@@ -94,6 +97,7 @@ rule heatmaps_shard:
         method=one_of(SHARDED),
         shard=r"\d+",
         n=r"\d+",
+    priority: res("heatmaps", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("heatmaps", "threads")
@@ -118,6 +122,7 @@ rule merge_heatmaps:
         f"{RESULTS}/logs/heatmaps/{{task}}_seed{{seed}}_{{method}}_merge.log",
     wildcard_constraints:
         method=one_of(SHARDED),
+    priority: res("merge_heatmaps", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("merge_heatmaps", "threads")
@@ -135,6 +140,7 @@ rule heatmap_timing:
         status=f"{RESULTS}/{{task}}/heatmaps/status.csv",
     log:
         f"{RESULTS}/logs/heatmap_timing/{{task}}.log",
+    priority: res("heatmap_timing", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("heatmap_timing", "threads")
@@ -154,6 +160,7 @@ rule export_heatmaps:
         root=directory(f"{RESULTS}/{{task}}/heatmaps/export"),
     log:
         f"{RESULTS}/logs/export_heatmaps/{{task}}.log",
+    priority: res("export_heatmaps", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("export_heatmaps", "threads")

@@ -19,6 +19,7 @@ rule localisation:
     wildcard_constraints:
         task=one_of(PLAUSIBILITY_TASKS),
         method=one_of(ALL_METHODS),
+    priority: res("localisation", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("localisation", "threads")
@@ -43,6 +44,7 @@ rule degradation:
         f"{RESULTS}/benchmarks/degradation/{{task}}_seed{{seed}}_{{method}}.tsv"
     wildcard_constraints:
         method=one_of([] if GROUP_DEGRADATION else ALL_METHODS),
+    priority: res("degradation", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("degradation", "threads")
@@ -71,6 +73,7 @@ for _task in TASKS if GROUP_DEGRADATION else []:
             f"{RESULTS}/benchmarks/degradation/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        priority: res("degradation", "priority")
         conda:
             "../../envs/torch.yaml"
         threads: res("degradation", "threads")
@@ -95,6 +98,7 @@ rule road_removal:
         f"{RESULTS}/benchmarks/road_removal/{{task}}_seed{{seed}}.tsv"
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
+    priority: res("road_removal", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("road_removal", "threads")
@@ -123,6 +127,7 @@ rule road_comparison:
         f"{RESULTS}/logs/road_comparison/{{task}}.log",
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
+    priority: res("road_comparison", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("road_comparison", "threads")
@@ -146,6 +151,7 @@ rule localisation_summary:
         ),
     log:
         f"{RESULTS}/logs/localisation_summary/{{task}}.log",
+    priority: res("localisation_summary", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("localisation_summary", "threads")
@@ -169,6 +175,7 @@ rule fig_degradation_curves:
         ),
     log:
         f"{RESULTS}/logs/fig_degradation_curves/{{task}}.log",
+    priority: res("fig_degradation_curves", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("fig_degradation_curves", "threads")

@@ -19,6 +19,7 @@ rule plausibility:
     wildcard_constraints:
         task=one_of(PLAUSIBILITY_TASKS),
         method=one_of(ALL_METHODS),
+    priority: res("plausibility", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("plausibility", "threads")
@@ -45,6 +46,7 @@ rule informativeness:
         ),
     log:
         f"{RESULTS}/logs/informativeness/{{task}}.log",
+    priority: res("informativeness", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("informativeness", "threads")
@@ -69,6 +71,7 @@ rule fig5_right_wrong:
         ),
     log:
         f"{RESULTS}/logs/fig5/{{task}}.log",
+    priority: res("fig5_right_wrong", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("fig5_right_wrong", "threads")

@@ -11,6 +11,7 @@ rule tables:
         **{f"{name}_{k}": v for name in TABLE_CAPTIONS for k, v in table_report(name).items()},
     log:
         f"{RESULTS}/logs/tables.log",
+    priority: res("tables", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("tables", "threads")
@@ -34,6 +35,7 @@ rule scorecard:
         figure=report(f"{RESULTS}/figures/scorecard.png", caption="../report/scorecard.rst", category="Scorecard"),
     log:
         f"{RESULTS}/logs/scorecard.log",
+    priority: res("scorecard", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("scorecard", "threads")
@@ -53,6 +55,7 @@ rule run_info:
         config=report(f"{RESULTS}/report/config.yaml", caption="../report/run_info.rst", category="Run"),
     log:
         f"{RESULTS}/logs/run_info.log",
+    priority: res("run_info", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("run_info", "threads")
@@ -72,6 +75,7 @@ rule case_viewer:
         root=directory(f"{RESULTS}/{{task}}/viewer"),
     log:
         f"{RESULTS}/logs/case_viewer/{{task}}.log",
+    priority: res("case_viewer", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("case_viewer", "threads")

@@ -14,6 +14,7 @@ rule sensitivity:
         f"{RESULTS}/benchmarks/sensitivity/{{task}}_seed{{seed}}_{{method}}.tsv"
     wildcard_constraints:
         method=one_of([] if GROUP_SENSITIVITY else ALL_METHODS),
+    priority: res("sensitivity", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("sensitivity", "threads")
@@ -43,6 +44,7 @@ for _task in TASKS if GROUP_SENSITIVITY else []:
             f"{RESULTS}/benchmarks/sensitivity/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        priority: res("sensitivity", "priority")
         conda:
             "../../envs/torch.yaml"
         threads: res("sensitivity", "threads")
@@ -78,6 +80,7 @@ rule sensitivity_summary:
         hyperparameters=sensitivity_outputs("{task}")["hyperparameters"],
     log:
         f"{RESULTS}/logs/sensitivity_summary/{{task}}.log",
+    priority: res("sensitivity_summary", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("sensitivity_summary", "threads")
@@ -106,6 +109,7 @@ rule fig_sensitivity:
         ),
     log:
         f"{RESULTS}/logs/fig_sensitivity/{{task}}.log",
+    priority: res("fig_sensitivity", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("fig_sensitivity", "threads")

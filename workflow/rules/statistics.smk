@@ -31,6 +31,7 @@ rule method_statistics:
         ),
     log:
         f"{RESULTS}/logs/method_statistics.log",
+    priority: res("method_statistics", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("method_statistics", "threads")

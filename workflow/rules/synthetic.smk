@@ -19,6 +19,7 @@ rule synthetic_gan:
         f"{RESULTS}/benchmarks/synthetic_gan/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(GENERATED_TASKS),
+    priority: res("synthetic_gan", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("synthetic_gan", "threads")
@@ -47,6 +48,7 @@ rule synthetic_data:
         f"{RESULTS}/benchmarks/synthetic_data/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(GENERATED_TASKS),
+    priority: res("synthetic_data", "priority")
     conda:
         "../../envs/data.yaml"
     threads: res("synthetic_data", "threads")
@@ -70,6 +72,7 @@ rule synthetic_groundtruth:
         f"{RESULTS}/logs/synthetic_groundtruth/{{task}}.log",
     wildcard_constraints:
         task=one_of(GENERATED_TASKS),
+    priority: res("synthetic_groundtruth", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("synthetic_groundtruth", "threads")
@@ -91,6 +94,7 @@ rule synthetic_summary:
         f"{RESULTS}/logs/synthetic_summary/{{task}}.log",
     wildcard_constraints:
         task=one_of(GENERATED_TASKS),
+    priority: res("synthetic_summary", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("synthetic_summary", "threads")

@@ -13,6 +13,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{task}}_seed{{seed}}.tsv"
     wildcard_constraints:
         task=one_of(TRAINED_TASKS),
+    priority: res("train", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("train", "threads")
@@ -33,6 +34,7 @@ rule import_model:
         f"{RESULTS}/logs/import_model/{{task}}_seed{{seed}}.log",
     wildcard_constraints:
         task=one_of(SUPPLIED_TASKS),
+    priority: res("import_model", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("import_model", "threads")
@@ -51,6 +53,7 @@ rule model_summary:
         table=f"{RESULTS}/{{task}}/models/summary.csv",
     log:
         f"{RESULTS}/logs/model_summary/{{task}}.log",
+    priority: res("model_summary", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("model_summary", "threads")
@@ -71,6 +74,7 @@ rule train_permuted:
         f"{RESULTS}/benchmarks/train_permuted/{{task}}_seed{{seed}}.tsv"
     wildcard_constraints:
         task=one_of(TRAINED_TASKS),
+    priority: res("train", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("train", "threads")

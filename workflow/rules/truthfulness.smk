@@ -17,6 +17,7 @@ rule feature_removal:
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
         method=one_of([] if GROUP_REMOVAL else ALL_METHODS),
+    priority: res("feature_removal", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("feature_removal", "threads")
@@ -45,6 +46,7 @@ for _task in REMOVAL_TASKS if GROUP_REMOVAL else []:
             f"{RESULTS}/benchmarks/feature_removal/{{task}}_seed{{seed}}.tsv"
         wildcard_constraints:
             task=_task,
+        priority: res("feature_removal", "priority")
         conda:
             "../../envs/torch.yaml"
         threads: res("feature_removal", "threads")
@@ -72,6 +74,7 @@ rule modality_shapley:
         f"{RESULTS}/benchmarks/modality_shapley/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
+    priority: res("modality_shapley", "priority")
     conda:
         "../../envs/torch.yaml"
     threads: res("modality_shapley", "threads")
@@ -96,6 +99,7 @@ rule truthfulness_summary:
         f"{RESULTS}/logs/truthfulness_summary/{{task}}.log",
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
+    priority: res("truthfulness_summary", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("truthfulness_summary", "threads")
@@ -120,6 +124,7 @@ rule fig3_perturbation_curves:
         f"{RESULTS}/logs/fig3/{{task}}.log",
     wildcard_constraints:
         task=one_of(REMOVAL_TASKS),
+    priority: res("fig3_perturbation_curves", "priority")
     conda:
         "../../envs/stats.yaml"
     threads: res("fig3_perturbation_curves", "threads")
