@@ -38,7 +38,7 @@ def seed_everything(seed: int) -> None:
 
 def deterministic_algorithms() -> None:
     """torch.use_deterministic_algorithms(True, warn_only=True) for the eager ops training runs. The public function
-    also sets torch._inductor's flag, importing inductor and dynamo for it: 2-4 s of every training job's start on
+    also sets torch._inductor's flag, importing inductor and dynamo for it: 1.4-1.8 s of every training job's start on
     these CPUs, for a compiler training does not use. The op-level switch is the same call it makes."""
     setter = getattr(torch._C, "_set_deterministic_algorithms", None)
     if setter is None or "torch._inductor.config" in sys.modules:  # another torch, or inductor in use: the public way
@@ -78,7 +78,7 @@ def _augmenter(augmentation: str, seed: int):
 
     def apply(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         # Plain tensors, not MetaTensors: the same values and draws, without MONAI's metadata bookkeeping on every
-        # operation (a quarter of a knee demo batch's augmentation). Restored after: the setting is global.
+        # operation (half of a knee demo batch's augmentation time). Restored after: the setting is global.
         tracking = get_track_meta()
         set_track_meta(False)
         try:
