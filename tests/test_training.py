@@ -138,6 +138,22 @@ def test_summary_has_mean_and_std_over_seeds(tmp_path):
     assert table.loc["10", "test_wrong"] == 2
 
 
+def test_deterministic_switch_takes_the_fast_path_in_a_fresh_process():
+    """In a training job (a fresh process) the switch sets both flags without importing torch's inductor; in this test
+    process inductor may already be loaded, so the fast path is checked in a subprocess."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, torch; from clinxai.training import deterministic_algorithms; deterministic_algorithms(); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor.config' in sys.modules)")
+    workflow = Path(__file__).resolve().parents[1] / "workflow"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(workflow)})
+    assert out.stdout.split() == ["True", "True", "False"], out.stdout + out.stderr
+
+
 def test_deterministic_switch_is_the_public_ones_op_level_setting():
     from clinxai.training import deterministic_algorithms
 
@@ -179,3 +195,13 @@ def test_augmentation_without_metadata_gives_monais_values_and_draws(augmentatio
         want = [torch.stack([torch.as_tensor(ref(s)).as_tensor() for s in x]).float() for x in batch]
         assert all(type(a) is torch.Tensor and torch.equal(a, b) for a, b in zip(got, want))
         assert any(not torch.equal(a, x) for a, x in zip(got, batch))  # something was augmented
+
+
+def test_augmentation_restores_metadata_tracking_after_an_error():
+    from monai.data import get_track_meta
+
+    from clinxai.training import _augmenter
+
+    with pytest.raises(TypeError):
+        _augmenter("image", 0)((torch.zeros(2, 4, 8, 8, 6), torch.tensor(1.0)))  # a 0-d "batch" cannot be iterated
+    assert get_track_meta()

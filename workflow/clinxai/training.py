@@ -41,10 +41,12 @@ def deterministic_algorithms() -> None:
     also sets torch._inductor's flag, importing inductor and dynamo for it: 1.4-1.8 s of every training job's start on
     these CPUs, for a compiler training does not use. The op-level switch is the same call it makes."""
     setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None or "torch._inductor.config" in sys.modules:  # another torch, or inductor in use: the public way
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        setter(True, warn_only=True)
+    if setter is not None and "torch._inductor.config" not in sys.modules:  # else another torch, or inductor in use
+        try:
+            return setter(True, warn_only=True)
+        except TypeError:  # a torch whose private signature changed
+            pass
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _load_pretrained(model: nn.Module, path, task: str):
