@@ -141,6 +141,7 @@ def test_summary_has_mean_and_std_over_seeds(tmp_path):
 def test_deterministic_switch_takes_the_fast_path_in_a_fresh_process():
     """In a training job (a fresh process) the switch sets both flags without importing torch's inductor; in this test
     process inductor may already be loaded, so the fast path is checked in a subprocess."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -150,7 +151,7 @@ def test_deterministic_switch_takes_the_fast_path_in_a_fresh_process():
             "'torch._inductor.config' in sys.modules)")
     workflow = Path(__file__).resolve().parents[1] / "workflow"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(workflow)})
+                         env={**os.environ, "PYTHONPATH": str(workflow)})
     assert out.stdout.split() == ["True", "True", "False"], out.stdout + out.stderr
 
 
