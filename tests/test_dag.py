@@ -19,6 +19,10 @@ def test_demo_dag(tmp_path):
     assert jobs["heatmaps_glioma"] == jobs["heatmaps_knee"] == jobs["heatmaps_synthetic"] == 5
     assert jobs["feature_removal_glioma"] == jobs["feature_removal_knee"] == 5
     assert "heatmaps" not in jobs and "feature_removal" not in jobs
+    # ... and one plausibility and one localisation job per task for every method
+    for task in ("glioma", "knee", "synthetic"):
+        assert jobs[f"plausibility_{task}"] == jobs[f"localisation_{task}"] == 1
+    assert "plausibility" not in jobs and "localisation" not in jobs
     for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary",
                  "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
                  "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_summary", "plausibility",

@@ -2,15 +2,18 @@
 network family the pipeline explains, satisfies DeepLIFT's summation to delta where captum's rules do, and falls
 back to captum for a non-linearity it does not replace."""
 
+import copy
+
 import pytest
 import torch
 import yaml
 from captum import attr as ca
 from torch import nn
 
-from clinxai.attribution.deeplift import DeepLift
+from clinxai.attribution.deeplift import DeepLift, RescaleMaxPool
 from clinxai.attribution.explain import build, explain, explainable, implementation
 from clinxai.attribution.registry import METHODS
+from clinxai.inference import to_channels_last
 from clinxai.models import GeneNet3D, KneeNet, _densenet
 from clinxai.tasks import kind_of
 
@@ -52,6 +55,23 @@ def test_overlapping_pools_and_a_relu_straight_into_a_pool():
     x = torch.randn(3, 2, 15, 15)
     _equal(DeepLift(model).attribute(x, target=1, baselines=0.5), ca.DeepLift(model).attribute(x, target=1,
                                                                                                  baselines=0.5))
+
+
+def test_channels_last_weights_same_maps_and_the_pool_rule_keeps_the_layout():
+    torch.manual_seed(4)
+    model = _random_statistics(GeneNet3D(3, (16, 16, 8), (4, 8, 8), 16))
+    x, target = torch.randn(4, 3, 16, 16, 8), torch.tensor([0, 1, 1, 0])
+    fast = DeepLift(to_channels_last(copy.deepcopy(model)))  # as `explain` runs it: convolutions write channels-last
+    _equal(fast.attribute(x, target=target), ca.DeepLift(model).attribute(x, target=target))
+    # the gradient a pool rule hands to the ReLU rule before it is in that ReLU's layout (mixed layouts are slow)
+    pool = next(m for m in fast.model.modules() if isinstance(m, RescaleMaxPool))
+    z = torch.randn(4, 4, 8, 8, 4).contiguous(memory_format=torch.channels_last_3d)
+    z[2:, :, :2] = z[:2, :, :2]  # input = reference there: the rule's fallback to the plain gradient
+    out, (idx,) = pool.compute(z)
+    grad = torch.randn_like(out)
+    got = pool.rescale(pool.plain(grad, z, out, idx), grad, z, out, idx)
+    assert got.shape == z.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(got[:2], got[2:])  # both halves of the batch get the same multipliers, as in captum
 
 
 def test_monai_densenet_and_the_three_view_knee_network():

@@ -78,3 +78,50 @@ def test_grouped_heatmaps_and_removal_equal_one_job_per_method(model_dir):
         assert len(c) == (1 + REMOVAL["baselines"]) * (REMOVAL["n_steps"] + 1) and set(c["method"]) == {method}
         pd.testing.assert_frame_equal(c, pd.read_csv(one[0]))
         pd.testing.assert_frame_equal(pd.read_csv(sums), pd.read_csv(one[1]))
+
+
+def test_grouped_mask_scores_equal_one_job_per_method(tmp_path, monkeypatch):
+    """plausibility / localisation with group_methods: one job scoring every method's maps, each case's clinical
+    masks built once, writes the tables one job per method writes."""
+    import clinxai.evaluation.plausibility as plausibility
+    from clinxai.attribution.maps import save_maps
+    from clinxai.evaluation.localisation import run_localisation
+    from clinxai.evaluation.plausibility import run_plausibility
+
+    rng = np.random.default_rng(1)
+    names, cases, seeds = ["T1", "T1C", "T2", "FLAIR"], ["c0", "c1", "c2"], [10, 20]
+    (tmp_path / "arrays").mkdir()
+    for case in cases:
+        seg = np.zeros((8, 8, 4), np.uint8)
+        seg[2:5, 1:6, 1:3] = 1
+        np.savez(tmp_path / "arrays" / f"{case}.npz", seg=seg)
+    preds, maps = [], {}
+    for seed in seeds:
+        prob = rng.random(3)
+        preds.append(tmp_path / f"pred{seed}.csv")
+        pd.DataFrame({"case": cases, "label": [0, 1, 1], "pred": (prob > 0.5).astype(int), "prob_0": 1 - prob,
+                      "prob_1": prob}).to_csv(preds[-1], index=False)
+        for method in ("Gradient", "Occlusion"):
+            maps.setdefault(method, []).append(tmp_path / f"{method}{seed}.npz")
+            save_maps(maps[method][-1], {c: [rng.random((8, 8, 4)).astype(np.float32) for _ in names]
+                                         for c in cases})
+    pd.DataFrame({"seed": np.repeat(seeds, 4), "modality": names * 2, "phi": rng.random(8)}).to_csv(
+        tmp_path / "phi.csv", index=False)
+    post = {"upsample_gradcam": True, "smooth_sigma": None, "normalise": True, "mass": 0.99, "positive_only": True}
+    built = []
+    real = plausibility.clinical_masks
+    monkeypatch.setattr(plausibility, "clinical_masks", lambda *a: built.append(a[2]) or real(*a))
+    shared = {}
+    for method in maps:
+        tables = []
+        for masks_of in (shared, None):  # one job for both methods; one job per method
+            tables.append(run_plausibility("glioma", KINDS["glioma"], method, seeds, maps[method], preds,
+                                           tmp_path / "phi.csv", tmp_path, names, post, "minmax", 1,
+                                           tmp_path / "p.csv", masks_of))
+            tables.append(run_localisation("glioma", KINDS["glioma"], method, seeds, maps[method], preds, tmp_path,
+                                           names, post, 1, tmp_path / "l.csv", masks_of))
+        pd.testing.assert_frame_equal(tables[0], tables[2])
+        pd.testing.assert_frame_equal(tables[1], tables[3])
+        assert len(tables[0]) == 6 and tables[0]["msfi"].notna().all()
+    # the shared cache built each case's masks once for both methods and both stages; without it, every call
+    assert sorted(built) == sorted(cases + cases * 4)

@@ -6,7 +6,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from clinxai.metrics.coherence import ranking, rma, rra
 from clinxai.metrics.degradation import class_adjusted, degradation_score, morf_lerf_curves
-from clinxai.metrics.road import impute, stencil
+from clinxai.metrics.road import _system, impute, stencil
 from clinxai.metrics.voxel_ranking import auroc, max_f1, pointing_game, vxap
 
 MASK = np.zeros((8, 8), bool)
@@ -98,6 +98,32 @@ def test_road_restores_a_linear_ramp_exactly():
     assert np.all(everything == ramp.mean())
     noisy = impute(ramp, hole, noise_std=0.1, seed=3)
     assert 0.05 < np.std(noisy[hole] - ramp[hole]) < 0.2 and np.array_equal(noisy[~hole], ramp[~hole])
+
+
+def test_road_system_equals_a_loop_over_voxels_and_neighbours():
+    """The vectorised assembly of ROAD's linear system (`_system`) equals, to the bit, one written voxel by voxel:
+    A's diagonal is the weight of every neighbour inside the image, -w to each removed one; b sums w * value of the
+    other neighbours, in stencil order; rows stored with sorted columns (CSR sums them in that order)."""
+    rng = np.random.default_rng(7)
+    for shape in ((6, 5), (5, 4, 6)):
+        out = rng.normal(size=shape)
+        solve = rng.random(shape) < 0.6
+        a, b = _system(out, solve)
+        coords = [tuple(c) for c in np.argwhere(solve)]
+        number = {c: i for i, c in enumerate(coords)}
+        dense, rhs = np.zeros((len(coords),) * 2), np.zeros(len(coords))
+        for i, c in enumerate(coords):
+            for offset, w in stencil(len(shape)):
+                nb = tuple(p + o for p, o in zip(c, offset))
+                if not all(0 <= p < s for p, s in zip(nb, shape)):
+                    continue
+                dense[i, i] += w
+                if nb in number:
+                    dense[i, number[nb]] = -w
+                else:
+                    rhs[i] += w * out[nb]
+        assert a.has_sorted_indices and np.array_equal(a.toarray(), dense) and np.array_equal(b, rhs)
+        assert np.array_equal(a.toarray(), a.toarray().T)  # symmetric: conjugate gradients apply
 
 
 def test_against_quantus():

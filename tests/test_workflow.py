@@ -195,7 +195,8 @@ def test_end_to_end_and_resume(tmp_path):
     downstream = {"method_statistics": 1, "tables": 1, "scorecard": 1, "run_info": 1, "saliency_cards": 1, "all": 1}
     assert planned(edit) == {"heatmaps_glioma": 2, "heatmap_timing": 1, "export_heatmaps": 1,
                              "feature_removal_glioma": 2, "truthfulness_summary": 1, "fig3_perturbation_curves": 1,
-                             "plausibility": 5, "informativeness": 1, "fig5_right_wrong": 1, "localisation": 5,
+                             "plausibility_glioma": 1, "informativeness": 1, "fig5_right_wrong": 1,
+                             "localisation_glioma": 1,
                              "degradation_glioma": 2, "localisation_summary": 1, "fig_degradation_curves": 1,
                              "road_removal": 1, "road_comparison": 1, "case_viewer": 1, "sensitivity_glioma": 1,
                              "sensitivity_summary": 1, "fig_sensitivity": 1, **downstream}
@@ -203,13 +204,18 @@ def test_end_to_end_and_resume(tmp_path):
     single = overlay(wd, "single.yaml", {"heatmaps": {"group_methods": False},
                                          "truthfulness": {"group_methods": False}})
     assert planned(single, "--forcerun", "heatmaps", "--until", "heatmaps") == {"heatmaps": 2 * (5 + 5 + 3)}
+    # the mask scores, one job per (task, method): glioma and synthetic 6 methods, knee 4 (heatmaps.exclude)
+    single = overlay(wd, "single_scores.yaml", {"plausibility": {"group_methods": False},
+                                                "localisation": {"group_methods": False}})
+    for rule in ("plausibility", "localisation"):
+        assert planned(single, "--forcerun", rule, "--until", rule) == {rule: 6 + 6 + 4}
     # the export only
     edit = overlay(wd, "edit2.yaml", {"heatmaps": {"export": {"cases": 2}}})
     assert planned(edit) == {"export_heatmaps": 3, "case_viewer": 3, "run_info": 1, "saliency_cards": 1,
                              "all": 1}  # the same cases
     # one task's MSFI weighting: that task's plausibility tables and what is computed from them
     edit = overlay(wd, "edit4.yaml", {"plausibility": {"phi_normalisation": {"synthetic": "minmax"}}})
-    assert planned(edit) == {"plausibility": 6, "synthetic_summary": 1, "informativeness": 1,
+    assert planned(edit) == {"plausibility_synthetic": 1, "synthetic_summary": 1, "informativeness": 1,
                              "fig5_right_wrong": 1, "case_viewer": 1, **downstream}
     # a scorecard rule: the scorecard only
     edit = overlay(wd, "edit5.yaml", {"scorecard": {"G5": {"max_seconds": 1}}})
@@ -231,7 +237,8 @@ def test_end_to_end_and_resume(tmp_path):
                              "sensitivity_summary": 3, "fig_sensitivity": 3, **downstream}
     # one stage on demand
     assert planned("--forcerun", "modality_shapley") == {  # φ weights the glioma and knee MSFI too
-        "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility": 10,
+        "modality_shapley": 2, "truthfulness_summary": 2, "fig3_perturbation_curves": 2, "plausibility_glioma": 1,
+        "plausibility_knee": 1,
         "informativeness": 2, "fig5_right_wrong": 2, "method_statistics": 1, "tables": 1, "scorecard": 1,
         "case_viewer": 2, "saliency_cards": 1, "all": 1}
     assert planned("--forcerun", "modality_shapley", "--until", "modality_shapley") == {"modality_shapley": 2}

@@ -356,6 +356,24 @@ def plausibility_tables(task):
     return [plausibility_table(task, m) for m in task_methods(config, task)]
 
 
+GROUP_PLAUSIBILITY = config["plausibility"].get("group_methods", False)
+
+
+def task_maps_inputs(task, methods):
+    """Every model's test predictions and the maps of `methods` on each: plausibility and localisation jobs."""
+    return {
+        "predictions": models_of(task, "predictions"),
+        "meta": prepared(task)["meta"],
+        "arrays": prepared(task)["arrays"],
+        **{f"maps_{m}": [heatmap_outputs(task, s, m)["maps"] for s in seeds_of(task)] for m in methods},
+    }
+
+
+def grouped_tables(table_of, task):
+    """The per-method tables one job per task writes (plausibility, localisation with group_methods)."""
+    return {f"table_{m}": table_of("{task}", m) for m in task_methods(config, task)}
+
+
 def informativeness_table(task):
     return f"{RESULTS}/{task}/plausibility/informativeness.csv"
 
@@ -392,6 +410,9 @@ def loc_dir(task):
 def localisation_table(task, method):
     """Every localisation score of one method's maps against the clinical masks (per modality and pooled)."""
     return f"{loc_dir(task)}/maps/{method}.csv"
+
+
+GROUP_LOCALISATION = config["localisation"].get("group_methods", False)
 
 
 def degradation_output(task, seed, method):

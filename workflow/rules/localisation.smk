@@ -1,15 +1,13 @@
 # Localisation and degradation (issue 20): threshold-free and coherence scores of every map against the clinical
-# masks (per task and method), MoRF / LeRF curves per model (per method, or every method in one job with
-# localisation.degradation.group_methods), feature removal rerun with ROAD's imputation on a subset, and per task the
-# per-case scores, DS_c, the ROAD ranking comparison and the mean MoRF / LeRF curves.
+# masks (per task and method, or per task with localisation.group_methods), MoRF / LeRF curves per model (per
+# method, or every method in one job with localisation.degradation.group_methods), feature removal rerun with
+# ROAD's imputation on a subset, and per task the per-case scores, DS_c, the ROAD ranking comparison and the mean
+# MoRF / LeRF curves.
 
 
 rule localisation:
     input:
-        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in seeds_of(wc.task)],
-        predictions=lambda wc: models_of(wc.task, "predictions"),
-        meta=lambda wc: prepared(wc.task)["meta"],
-        arrays=lambda wc: prepared(wc.task)["arrays"],
+        unpack(lambda wc: task_maps_inputs(wc.task, [wc.method])),
     output:
         table=localisation_table("{task}", "{method}"),
     log:
@@ -18,7 +16,7 @@ rule localisation:
         f"{RESULTS}/benchmarks/localisation/{{task}}_{{method}}.tsv"
     wildcard_constraints:
         task=one_of(PLAUSIBILITY_TASKS),
-        method=one_of(ALL_METHODS),
+        method=one_of([] if GROUP_LOCALISATION else ALL_METHODS),
     priority: res("localisation", "priority")
     conda:
         "../../envs/stats.yaml"
@@ -26,11 +24,42 @@ rule localisation:
     resources:
         **rule_resources("localisation"),
     params:
+        methods=lambda wc: [wc.method],
         seeds=lambda wc: seeds_of(wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         dilation=lambda wc: mask_dilation(config, wc.task),
     script:
         "../scripts/localisation.py"
+
+
+for _task in PLAUSIBILITY_TASKS if GROUP_LOCALISATION else []:
+
+    rule:
+        name:
+            f"localisation_{_task}"
+        input:
+            unpack(lambda wc: task_maps_inputs(wc.task, task_methods(config, wc.task))),
+        output:
+            **grouped_tables(localisation_table, _task),
+        log:
+            f"{RESULTS}/logs/localisation/{{task}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/localisation/{{task}}.tsv"
+        wildcard_constraints:
+            task=_task,
+        priority: res("localisation", "priority")
+        conda:
+            "../../envs/stats.yaml"
+        threads: res("localisation", "threads")
+        resources:
+            **rule_resources("localisation"),
+        params:
+            methods=task_methods(config, _task),
+            seeds=lambda wc: seeds_of(wc.task),
+            postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
+            dilation=lambda wc: mask_dilation(config, wc.task),
+        script:
+            "../scripts/localisation.py"
 
 
 rule degradation:

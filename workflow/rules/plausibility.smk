@@ -1,15 +1,13 @@
-# G4 plausibility (SPEC §5): FP, MSFI and msfi_global of every map per (task, method) over all models, the
-# informativeness tests per task (Spearman with the predicted probability, right vs wrong) and Fig. 5.
-# The ground-truth tasks' truthfulness score (MSFI against their known features) comes out of the same rule.
+# G4 plausibility (SPEC §5): FP, MSFI and msfi_global of every map per (task, method) over all models (one job per
+# task with plausibility.group_methods), the informativeness tests per task (Spearman with the predicted
+# probability, right vs wrong) and Fig. 5. The ground-truth tasks' truthfulness score (MSFI against their known
+# features) comes out of the same rule.
 
 
 rule plausibility:
     input:
-        maps=lambda wc: [heatmap_outputs(wc.task, s, wc.method)["maps"] for s in seeds_of(wc.task)],
-        predictions=lambda wc: models_of(wc.task, "predictions"),
+        unpack(lambda wc: task_maps_inputs(wc.task, [wc.method])),
         phi=lambda wc: modality_importance(wc.task),
-        meta=lambda wc: prepared(wc.task)["meta"],
-        arrays=lambda wc: prepared(wc.task)["arrays"],
     output:
         table=plausibility_table("{task}", "{method}"),
     log:
@@ -18,7 +16,7 @@ rule plausibility:
         f"{RESULTS}/benchmarks/plausibility/{{task}}_{{method}}.tsv"
     wildcard_constraints:
         task=one_of(PLAUSIBILITY_TASKS),
-        method=one_of(ALL_METHODS),
+        method=one_of([] if GROUP_PLAUSIBILITY else ALL_METHODS),
     priority: res("plausibility", "priority")
     conda:
         "../../envs/stats.yaml"
@@ -26,12 +24,45 @@ rule plausibility:
     resources:
         **rule_resources("plausibility"),
     params:
+        methods=lambda wc: [wc.method],
         seeds=lambda wc: seeds_of(wc.task),
         postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
         phi_normalisation=lambda wc: task_setting(config, "plausibility.phi_normalisation", wc.task),
         dilation=lambda wc: mask_dilation(config, wc.task),
     script:
         "../scripts/plausibility.py"
+
+
+for _task in PLAUSIBILITY_TASKS if GROUP_PLAUSIBILITY else []:
+
+    rule:
+        name:
+            f"plausibility_{_task}"
+        input:
+            unpack(lambda wc: task_maps_inputs(wc.task, task_methods(config, wc.task))),
+            phi=lambda wc: modality_importance(wc.task),
+        output:
+            **grouped_tables(plausibility_table, _task),
+        log:
+            f"{RESULTS}/logs/plausibility/{{task}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/plausibility/{{task}}.tsv"
+        wildcard_constraints:
+            task=_task,
+        priority: res("plausibility", "priority")
+        conda:
+            "../../envs/stats.yaml"
+        threads: res("plausibility", "threads")
+        resources:
+            **rule_resources("plausibility"),
+        params:
+            methods=task_methods(config, _task),
+            seeds=lambda wc: seeds_of(wc.task),
+            postprocess=lambda wc: task_postprocess_cfg(config, wc.task),
+            phi_normalisation=lambda wc: task_setting(config, "plausibility.phi_normalisation", wc.task),
+            dilation=lambda wc: mask_dilation(config, wc.task),
+        script:
+            "../scripts/plausibility.py"
 
 
 rule informativeness:

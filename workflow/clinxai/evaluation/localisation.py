@@ -33,11 +33,11 @@ def map_scores(parts, masks, names, seed: int = 0, key: str = "") -> list[dict]:
 
 
 def run_localisation(task: str, kind: TaskKind, method: str, seeds, maps, predictions, data_dir, names: list[str],
-                     post_cfg: dict, dilation: int, out_path) -> pd.DataFrame:
-    """Long-format scores of one method's maps on every model of a task."""
+                     post_cfg: dict, dilation: int, out_path, masks_of: dict | None = None) -> pd.DataFrame:
+    """Long-format scores of one method's maps on every model of a task (`masks_of`: see processed_maps)."""
     rows = []
     for seed, _, r, parts, masks, status in processed_maps(task, kind, method, seeds, maps, predictions, data_dir,
-                                                           names, post_cfg, dilation):
+                                                           names, post_cfg, dilation, masks_of):
         base = {"task": task, "seed": seed, "method": method, "case": r.case, "label": r.label, "pred": r.pred,
                 "status": status}
         if status == STATUS_NONFINITE:

@@ -35,10 +35,11 @@ def modality_weights(phi: pd.DataFrame, seed: int, names: list[str], how: str, s
 
 
 def processed_maps(task: str, kind: TaskKind, method: str, seeds, maps, predictions, data_dir, names: list[str],
-                   post_cfg: dict, dilation: int):
+                   post_cfg: dict, dilation: int, masks_of: dict | None = None):
     """(seed, prediction row, post-processed map parts, clinical masks, status) of every test case of every model.
-    Every model has the same test cases: each case's masks are built once. Shared by plausibility and localisation."""
-    masks_of = {}
+    Every model has the same test cases: each case's masks are built once (once per job when the caller passes the
+    same `masks_of` for every method). Shared by plausibility and localisation."""
+    masks_of = {} if masks_of is None else masks_of
     for seed, maps_path, pred_path in zip(seeds, maps, predictions):
         pred = pd.read_csv(pred_path, dtype={"case": str})
         raw = load_maps(maps_path)
@@ -55,12 +56,13 @@ def processed_maps(task: str, kind: TaskKind, method: str, seeds, maps, predicti
 
 
 def run_plausibility(task: str, kind: TaskKind, method: str, seeds, maps, predictions, phi_path, data_dir, names: list[str],
-                     post_cfg: dict, phi_normalisation: str, dilation: int, out_path) -> pd.DataFrame:
+                     post_cfg: dict, phi_normalisation: str, dilation: int, out_path,
+                     masks_of: dict | None = None) -> pd.DataFrame:
     """Per (seed, case): FP, MSFI and msfi_global of one method's post-processed map, with the prediction."""
     phi = pd.read_csv(phi_path)
     rows, weights = [], {}
     for seed, maps_path, r, parts, masks, status in processed_maps(task, kind, method, seeds, maps, predictions,
-                                                                   data_dir, names, post_cfg, dilation):
+                                                                   data_dir, names, post_cfg, dilation, masks_of):
         if seed not in weights:
             weights[seed] = modality_weights(phi, seed, names, phi_normalisation, phi_path)
         w = weights[seed]
