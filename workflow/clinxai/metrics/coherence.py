@@ -64,5 +64,8 @@ def rra(parts, masks, seed: int = 0, key: str = "") -> float:
     above = values > kth
     tied = np.flatnonzero(values == kth)
     need = k - int(above.sum())
-    chosen = tied[np.argsort(tie_order(values.size, seed, key)[tied], kind="stable")[:need]]
+    chosen = tied
+    if need < tied.size:  # which of the tied voxels count: the first `need` in the tie order (distinct ranks)
+        ranks = tie_order(values.size, seed, key)[tied]
+        chosen = tied[np.argpartition(ranks, need - 1)[:need]] if need > 0 else tied[:0]
     return float((inside[above].sum() + inside[chosen].sum()) / k)

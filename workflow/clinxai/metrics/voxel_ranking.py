@@ -17,12 +17,23 @@ from .coherence import pooled
 
 
 def _ranked(values: np.ndarray, inside: np.ndarray):
-    """Distinct thresholds from the top: true and false positives above each (ties move together)."""
-    order = np.argsort(-values, kind="stable")
+    """Distinct thresholds from the top: true and false positives above each (ties move together).
+
+    The voxels at the lowest value are one tie group, the last: most voxels of a positive map are 0, so only the
+    others are sorted (counts at a group's end do not depend on the order within groups, so this equals one sort of
+    every voxel; nor does the sort need to be stable)."""
+    if values.size == 0 or not np.isfinite(values).all():  # NaN sorts apart: one sort of everything
+        top = np.arange(values.size)
+    else:
+        top = np.flatnonzero(values > values.min())
+    order = top[np.argsort(-values[top])]
     v, y = values[order], inside[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(v)), len(v) - 1]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(v)), len(v) - 1] if len(v) else np.zeros(0, np.int64)
     tp = np.cumsum(y)[last_of_tie]
     fp = (last_of_tie + 1) - tp
+    if len(order) < values.size:  # the lowest value's group: every voxel above its threshold
+        n_in = int(inside.sum())
+        tp, fp = np.r_[tp, n_in], np.r_[fp, values.size - n_in]
     return tp.astype(float), fp.astype(float)
 
 
