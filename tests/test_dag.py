@@ -25,7 +25,7 @@ def test_demo_dag(tmp_path):
     assert "plausibility" not in jobs and "localisation" not in jobs
     for rule in ("phantom_brats", "phantom_mrnet", "prepare_data", "train", "model_summary",
                  "modality_shapley", "truthfulness_summary", "fig3_perturbation_curves",
-                 "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_summary", "plausibility",
+                 "synthetic_gan", "synthetic_data", "synthetic_groundtruth", "synthetic_summary",
                  "informativeness", "fig5_right_wrong", "method_statistics", "tables", "scorecard", "run_info"):
         assert rule in res.stdout
 

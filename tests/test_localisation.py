@@ -200,3 +200,19 @@ def test_the_stage_fast_paths_equal_the_reference_forms():
         k = int(mask.sum())
         reference = mask.ravel()[ranking(part.ravel(), trial, "key")[:k]].sum() / k
         assert rra([part], [mask], trial, "key") == reference
+
+
+def test_ranked_keeps_one_stable_sort_for_non_finite_values():
+    """NaN and repeated inf are groups of their own (np.diff gives NaN): the order among them sets the counts, so
+    such maps keep the stable sort of every voxel (the stage skips non-finite maps; the public functions do not)."""
+    from clinxai.metrics.voxel_ranking import _ranked
+
+    rng = np.random.default_rng(3)
+    v = rng.choice([np.nan, np.inf, -np.inf, 0.0, 0.5, 1.0], size=400)  # beyond insertion sort's small sizes
+    inside = rng.random(400) < 0.3
+    order = np.argsort(-v, kind="stable")
+    with np.errstate(invalid="ignore"):  # inf - inf: the NaN that splits the group, in both
+        last = np.r_[np.flatnonzero(np.diff(v[order])), len(v) - 1]
+        got_tp, got_fp = _ranked(v, inside)
+    tp = np.cumsum(inside[order])[last]
+    assert np.array_equal(got_tp, tp) and np.array_equal(got_fp, last + 1 - tp)

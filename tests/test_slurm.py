@@ -69,7 +69,7 @@ def test_tiny_dag_on_slurm(tmp_path, slurm):
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     rules = {j["rule"] for j in jobs}
     assert {"train", "heatmaps", "heatmaps_shard", "feature_removal", "prepare_data", "synthetic_gan",
-            "synthetic_data", "plausibility", "sensitivity_knee", "sensitivity_synthetic"} <= rules, rules
+            "synthetic_data", "plausibility", "localisation", "sensitivity_knee", "sensitivity_synthetic"} <= rules, rules
     # GPU rules asked for the GPU, CPU rules for none; light rules never reached the queue (localrules)
     for j in jobs:
         assert j["gpus"] == (1 if j["rule"] in GPU_RULES else 0), j

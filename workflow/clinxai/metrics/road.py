@@ -54,7 +54,7 @@ def _system(out: np.ndarray, solve: np.ndarray):
     ok = inside.ravel()[nb]
     known = ok & (j < 0)
     diag, rhs = np.zeros(n), np.zeros(n)
-    for k, w in enumerate(weights):  # sequential sums in stencil order (a reduction over axis 0 would pair them)
+    for k, w in enumerate(weights):  # sums in stencil order, offset by offset, as the loop this replaces added them
         diag += np.where(ok[k], w, 0.0)
         rhs += np.where(known[k], w * value.ravel()[nb[k]], 0.0)
     # rows of A: the entries of the offsets before the voxel itself, its diagonal, those after (sorted columns)

@@ -22,11 +22,11 @@ def _ranked(values: np.ndarray, inside: np.ndarray):
     The voxels at the lowest value are one tie group, the last: most voxels of a positive map are 0, so only the
     others are sorted (counts at a group's end do not depend on the order within groups, so this equals one sort of
     every voxel; nor does the sort need to be stable)."""
-    if values.size == 0 or not np.isfinite(values).all():  # NaN sorts apart: one sort of everything
-        top = np.arange(values.size)
+    if values.size == 0 or not np.isfinite(values).all():  # NaN / inf: each its own group, so one stable sort of
+        order = np.argsort(-values, kind="stable")  # everything, as before (the stage skips non-finite maps)
     else:
         top = np.flatnonzero(values > values.min())
-    order = top[np.argsort(-values[top])]
+        order = top[np.argsort(-values[top])]
     v, y = values[order], inside[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(v)), len(v) - 1] if len(v) else np.zeros(0, np.int64)
     tp = np.cumsum(y)[last_of_tie]
