@@ -59,9 +59,9 @@ def _system(out: np.ndarray, solve: np.ndarray):
         rhs += np.where(known[k], w * value.ravel()[nb[k]], 0.0)
     # rows of A: the entries of the offsets before the voxel itself, its diagonal, those after (sorted columns)
     mid = len(offsets) // 2
+    off_diag = np.broadcast_to(-np.array(weights)[:, None], j.shape)
     cols = np.concatenate([j[:mid], np.arange(n)[None], j[mid:]]).T
-    vals = np.concatenate([np.broadcast_to(-np.array(weights)[:, None], j.shape)[:mid], diag[None],
-                           np.broadcast_to(-np.array(weights)[:, None], j.shape)[mid:]]).T
+    vals = np.concatenate([off_diag[:mid], diag[None], off_diag[mid:]]).T
     keep = cols >= 0
     indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
     return sparse.csr_matrix((vals[keep], cols[keep], indptr), shape=(n, n)), rhs
