@@ -55,6 +55,7 @@ from clinxai.inference import (FlatLayout, Predictor, channels_last_format, fuse
 from clinxai.logs import filter_known_warnings  # noqa: E402
 from clinxai.metrics.modality import all_subsets  # noqa: E402
 from clinxai.models import MODEL_FAMILIES, build_model  # noqa: E402
+from clinxai.runtime import use_threads  # noqa: E402
 from clinxai.tasks import VIEWS, kind_of, task_setting  # noqa: E402
 
 CONFIGS = {"demo": ROOT / "config/config.yaml", "paper": ROOT / "config/paper.yaml"}
@@ -373,7 +374,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/performance"))
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (3 if args.scale == "demo" else 1)
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)  # as every torch stage does (threads, the allocator keeping freed memory)
     filter_known_warnings()
     config = yaml.safe_load(CONFIGS[args.scale].read_text())
     if args.methods:

@@ -94,6 +94,79 @@ def test_baselines_remove_as_many_voxels_as_the_map(ties):
     np.testing.assert_array_equal(base, baseline_steps(step, 15, seed=10, case="c1"))
 
 
+def _steps_by_definition(values, qs):
+    """The earliest step j >= 1 with value >= quantile(positive values, 1 - q_j), one pass per step."""
+    values = np.asarray(values, np.float32)
+    step = np.full(values.shape, NEVER, np.int16)
+    positive = values > 0
+    if positive.any():
+        thresholds = np.quantile(values[positive], 1.0 - qs)
+        for j in range(len(qs) - 1, 0, -1):
+            step[positive & (values >= thresholds[j])] = j
+    return step
+
+
+@pytest.mark.parametrize("kind", ["uniform", "integers", "tiny", "wide", "rounded"])
+def test_removal_steps_equal_their_definition(kind):
+    rng = np.random.default_rng(5)
+    draw = {"uniform": lambda n: rng.random(n),
+            "integers": lambda n: rng.integers(-3, 6, n).astype(float),  # many ties, some at the thresholds
+            "tiny": lambda n: np.where(rng.random(n) < 0.7, 0.0, rng.random(n) * 1e-30),
+            "wide": lambda n: rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20),
+            "rounded": lambda n: np.round(rng.random(n), 2) - 0.3}[kind]
+    for _ in range(60):
+        values, k = draw(int(rng.integers(1, 2000))), int(rng.choice([1, 2, 5, 10, 20]))
+        qs = removal_fractions(k)
+        np.testing.assert_array_equal(removal_steps(values, qs), _steps_by_definition(values, qs))
+
+
+@pytest.mark.parametrize("how", ["zero", "mean", "sampled", "neighbourhood", "blur"])
+def test_perturbed_batches_equal_a_where_over_the_removed_voxels(how):
+    from clinxai.evaluation.perturbation import Perturber
+
+    layout = FlatLayout((torch.zeros(1, 2, 6, 5),))
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 3, layout.n).astype(np.float32)
+    x[:4] = [0.0, -0.0, 1e-38, -5.0]
+    flat_map = rng.random(layout.n).astype(np.float32)
+    steps = np.stack([removal_steps(flat_map, removal_fractions(10))] + list(rng.integers(1, 12, (3, layout.n))))
+    steps = torch.from_numpy(steps.astype(np.int16))
+    p = Perturber(x, flat_map, layout, how, {}, 10, "c1")
+    assert p.lerp
+    curves, at = [0, 1, 3, 2, 0, 0], [1, 5, 10, 0, 11, 32767]
+    removed = steps[curves] <= torch.tensor(at, dtype=torch.int16)[:, None]
+    expected = torch.where(removed, p.values, torch.from_numpy(x))
+    got = p.batch(steps, curves, at)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    # to the bit, but for the sign of a zero (-0.0 kept: 0 == -0.0 for the model)
+    assert np.array_equal(got.numpy().view(np.int32) & 0x7FFFFFFF, expected.numpy().view(np.int32) & 0x7FFFFFFF)
+    # an input whose difference to its replacement is not finite keeps the where (lerp would give 0 * inf = NaN)
+    x[5] = np.inf
+    q = Perturber(x, flat_map, layout, how, {}, 10, "c1")
+    assert not q.lerp
+    torch.testing.assert_close(q.batch(steps, curves, at), torch.where(removed, q.values, torch.from_numpy(x)),
+                               rtol=0, atol=0, equal_nan=True)
+
+
+def test_two_class_auc_of_every_curve_in_one_call_equals_one_call_per_curve():
+    from sklearn.metrics import roc_auc_score
+
+    from clinxai.metrics.classification import class_auc
+    from clinxai.metrics.removal import performance
+
+    rng = np.random.default_rng(4)
+    y = np.array([0, 1] * 7)
+    p1 = np.round(rng.random((6, 11, len(y))), 1)  # curves x steps x cases, with ties within and across classes
+    p1[2, 3] = 0.5  # a step where every case scores the same: AUC 0.5
+    prob = np.stack([1 - p1, p1], axis=-1)
+    got = performance("auc", y, prob, prob.argmax(-1))
+    loop = np.array([[class_auc(y, prob[r, j]) for j in range(11)] for r in range(6)])
+    assert got.shape == (6, 11) and np.array_equal(got, loop)  # the same floats
+    np.testing.assert_allclose(got, [[roc_auc_score(y, p) for p in row] for row in p1], atol=1e-12)
+    assert got[2, 3] == 0.5
+    assert np.isnan(performance("auc", np.ones(14, int), prob, prob.argmax(-1))).all()  # one class only
+
+
 class UsesVoxels(nn.Module):
     """Class-1 logit = mean of a fixed set of voxels S; class-0 logit = 0."""
 

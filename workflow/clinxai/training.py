@@ -22,6 +22,7 @@ from .inference import as_tensors, predict, resolve_device, to_channels_last
 from .io import save_csv, save_json
 from .metrics.classification import classification_metrics
 from .models import MODEL_FAMILIES, build_model, save_checkpoint
+from .runtime import use_threads
 from .tasks import TaskKind
 
 log = logging.getLogger("clinxai.training")
@@ -100,7 +101,7 @@ def train_model(task: str, kind: TaskKind, seed: int, data_dir, cfg: dict, out: 
     are noise; the model is meant to memorise its training labels); the test predictions are scored against the true
     labels."""
     start = time.perf_counter()
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     device = torch.device(resolve_device(device))
     seed_everything(seed)
     split, inputs, meta = load_prepared(data_dir, kind)

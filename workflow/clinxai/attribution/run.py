@@ -14,6 +14,7 @@ from ..data.cases import load_inputs, modality_shapes
 from ..inference import as_tensors, resolve_device
 from ..io import save_csv
 from ..models import load_checkpoint
+from ..runtime import use_threads
 from ..tasks import TaskKind
 from .explain import explain
 from .maps import load_maps, save_maps
@@ -37,7 +38,7 @@ def run_heatmaps(task: str, kind: TaskKind, seed: int, methods: list[str], check
     `outputs`: (maps path, table path) per method. Each method's files are written as soon as it is done. `cfg`:
     params (per task and method), batching, and the task's postprocess settings (clinxai.config.task_postprocess_cfg).
     """
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     dev = resolve_device(device)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

@@ -16,6 +16,7 @@ import torch
 
 from .. import ClinxaiError
 from ..io import atomic_dir, save_csv, save_json
+from ..runtime import use_threads
 from . import brats, manifest, mrnet
 from .checks import BadCasePolicy, CaseError, unreadable
 from .split import given_split, stratified_split
@@ -187,7 +188,7 @@ def prepare(task: str, dataset: str, data_cfg: dict, split_cfg: dict, out: dict,
     # One intra-op thread: the anti-aliased resize sums in an order that depends on torch's thread count, so the
     # prepared arrays (and every model trained on them) differed in the last bits between --cores 1 and --cores 2.
     # The cases run in parallel instead (`threads`).
-    torch.set_num_threads(1)
+    use_threads(1)
     with atomic_dir(out["arrays"]) as arrays_dir:
         root = Path(data_cfg["root"])
         cases, prepare_case, channels = READERS[dataset](root, data_cfg, grid, policy)

@@ -22,6 +22,7 @@ from scipy import ndimage
 from torch import nn
 
 from .. import ClinxaiError
+from ..runtime import use_threads
 
 log = logging.getLogger("clinxai.tumour_gan")
 
@@ -324,7 +325,7 @@ def run_gan(root, cfg: dict, out: dict, device: str = "cpu", threads: int = 1) -
     """Rule synthetic_gan: masks from `root`, training, and the generator, loss log, sample grid and check."""
     from ..io import save_csv, save_json
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     start = time.perf_counter()
     masks = brats_tumour_masks(root, cfg["size"], cfg["grades"], cfg["labels"], cfg["min_area"], cfg["max_cases"])
     log.info("%d tumour slices of %s cases from %s", len(masks), "/".join(cfg["grades"]), root)

@@ -27,6 +27,7 @@ from ..metrics.degradation import removal_step
 from ..metrics.removal import PERMUTATIONS
 from ..models import load_checkpoint
 from ..progress import Progress
+from ..runtime import use_threads
 from ..tasks import TaskKind
 from .perturbation import Perturber
 from .truthfulness import case_subset, processed_inputs_maps, test_set
@@ -99,7 +100,7 @@ def run_degradation(task: str, kind: TaskKind, seed: int, methods: list[str], ch
     """MoRF / LeRF / random-order curves of one model for each method; the test set (or `cfg["max_cases"]` of its
     cases, both classes: case_subset) and the model are loaded once; each method's file is written as soon as it is
     done."""
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions), cfg.get("max_cases"))
     pred = pd.read_csv(predictions, dtype={"case": str}).set_index("case")
     layout = FlatLayout(inputs[0])

@@ -16,6 +16,7 @@ from ..data.synthetic import CHANNELS, GROUND_TRUTH_SETS
 from ..inference import predict, resolve_device
 from ..io import save_csv
 from ..models import load_checkpoint
+from ..runtime import use_threads
 
 log = logging.getLogger("clinxai.synthetic")
 
@@ -32,7 +33,7 @@ def run_groundtruth(task: str, seeds, checkpoints, gt_dir, out_accuracy, out_phi
                     device: str = "auto") -> pd.DataFrame:
     """Accuracy of every model on the "T1C" and "FLAIR" sets, and the ground-truth importance phi per modality:
     phi_T1C = Acc_T1C, phi_FLAIR = Acc_FLAIR, 0 for T1 and T2 (they never show label information)."""
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     dev = resolve_device(device)
     sets = {name: load_groundtruth(gt_dir, name) for name in GROUND_TRUTH_SETS}
     rows, phis = [], []

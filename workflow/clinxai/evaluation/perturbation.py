@@ -24,7 +24,8 @@ log = logging.getLogger("clinxai.truthfulness")
 class Perturber:
     """One case's input with removed voxels replaced, for batches of (curve, step) items whose removed voxels are
     those with `steps[curve] <= step`. Fixed replacements (zero, mean, sampled, neighbourhood, blur) are one array
-    per case and a batch is one torch.where; ROAD imputes every item on its own (seeded per case, curve and step).
+    per case and a batch is one torch.lerp with 0/1 weights; ROAD imputes every item on its own (seeded per case,
+    curve and step).
     `cfg`: replacement (or `how`), neighbourhood_size, low_quantile, blur_sigma, road_noise."""
 
     def __init__(self, x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, cfg: dict, seed: int,
@@ -35,11 +36,20 @@ class Perturber:
         self.values = None if how in DYNAMIC else torch.from_numpy(replacement_values(
             x, flat_map, layout, how, seed, case, cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5),
             cfg.get("blur_sigma", 2.0)))
+        # lerp with a 0/1 weight returns x or the value itself when their difference is finite (else 0 * inf = NaN)
+        self.lerp = self.values is not None and bool(torch.isfinite(self.values - self.xt).all())
 
     def batch(self, steps: torch.Tensor, curves: list[int], at: list[int]) -> torch.Tensor:
         """The perturbed inputs of items (curves[i], at[i]): a B x N tensor."""
         r = torch.tensor(curves)
         j = torch.tensor(at, dtype=torch.int16)
+        if self.lerp:
+            # `le` written straight into a float weight and lerp over it in place: the same tensor as torch.where
+            # over a boolean mask, 5-7x faster on CPU (a bool-to-float copy and where's broadcast were the cost)
+            n = len(at)
+            w = torch.empty((n, self.xt.numel()), dtype=self.xt.dtype)
+            torch.le(steps.index_select(0, r), j[:, None], out=w)
+            return torch.lerp(self.xt.expand(n, -1), self.values.expand(n, -1), w, out=w)
         removed = steps.index_select(0, r) <= j[:, None]
         if self.values is not None:
             return torch.where(removed, self.values, self.xt)
@@ -90,8 +100,9 @@ def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[n
             prob[:, 0, c], pred[:, 0, c] = unperturbed[case]
         step = removal_steps(flat_map, qs)
         steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
-        for j in range(n_steps):
-            removed[:, j, c] = (steps <= j).sum(axis=1)
+        # voxels removed by step j per curve: counts of each step value, accumulated (one pass per curve)
+        removed[:, :, c] = np.stack([np.bincount(np.minimum(s, n_steps), minlength=n_steps + 1)[:n_steps]
+                                     for s in steps]).cumsum(axis=1)
         perturber = Perturber(x, flat_map, layout, cfg["replacement"], cfg, seed, case)
         st = torch.from_numpy(steps)
         # Batches go straight to the model (no concatenation); batches of 16-32 are faster per input than 64 on CPU

@@ -47,6 +47,7 @@ from ..metrics.similarity import max_sensitivity as max_change
 from ..metrics.similarity import mean_pairwise_spearman, relative_change, spearman, ssim, top_iou, voxel_cv
 from ..models import MODEL_FAMILIES, load_checkpoint
 from ..progress import Progress
+from ..runtime import use_threads
 from ..tasks import VIEWS, TaskKind
 from .perturbation import removal_curves
 from .truthfulness import case_subset, processed_map, test_set
@@ -462,7 +463,7 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
                     threads: int = 1, device: str = "auto") -> dict[str, pd.DataFrame]:
     """Every attribute of each method's maps on one model (`cfg`: clinxai.config.sensitivity_cfg); each method's
     long table (case, attribute, setting, draw, metric, value, better) is written as soon as it is done."""
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     dev = resolve_device(device)
     cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions_path), cfg["max_cases"])
     pred = pd.read_csv(predictions_path, dtype={"case": str}).set_index("case").loc[cases, "pred"].to_numpy(int)

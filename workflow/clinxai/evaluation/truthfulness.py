@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import ClinxaiError
 from ..attribution.maps import load_maps
@@ -20,6 +19,7 @@ from ..metrics.modality import (identical_across_modalities, modality_sums, orde
                                 sampled_shapley_values, shapley_values)
 from ..metrics.removal import delta_aupc
 from ..models import load_checkpoint
+from ..runtime import use_threads
 from ..tasks import TaskKind
 from .perturbation import removal_curves, subset_performance
 
@@ -82,7 +82,7 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
     `maps`: a heatmaps .npz per method; `outputs`: (curves path, sums path) per method. The test set and the model are
     loaded once; each method's files are written as soon as it is done.
     """
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     dev = resolve_device(device)
     cases, labels, inputs = test_set(kind, data_dir, predictions)
     layout = FlatLayout(inputs[0])
@@ -115,7 +115,7 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
     """v(c) on every modality subset and the exact Shapley value of each modality, per model; beyond
     `cfg["max_exact"]` modalities v(c) on the subsets of `cfg["permutations"]` seeded orderings and the sampled
     estimate with its standard error (clinxai.metrics.modality)."""
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     dev = resolve_device(device)
     subsets, phis = [], []
     for seed, ckpt, pred_path in zip(seeds, checkpoints, predictions):
@@ -153,7 +153,7 @@ def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], c
     replacement unless feature removal's own curves serve), on the same cases (`cfg["max_cases"]` of them, both classes:
     case_subset) and
     baselines: the input of the ranking comparison."""
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     cases, labels, inputs = case_subset(*test_set(kind, data_dir, predictions), cfg.get("max_cases"))
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]

@@ -6,16 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank formula (ties get half credit); NaN when one class is absent."""
+def roc_auc(y: np.ndarray, score: np.ndarray):
+    """ROC AUC by the Mann-Whitney rank formula (ties get half credit); NaN when one class is absent. `score` per
+    case gives a float; rows x cases (several curves' scores of the same cases) an array, one AUC per row, ranked in
+    one call."""
     y = np.asarray(y).astype(bool)
+    score = np.asarray(score)
     n_pos, n_neg = y.sum(), (~y).sum()
     if n_pos == 0 or n_neg == 0:
-        return float("nan")
+        return float("nan") if score.ndim == 1 else np.full(score.shape[:-1], np.nan)
     from scipy.stats import rankdata  # here, not at import: scipy.stats costs every model job 0.6 s
 
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    ranks = rankdata(score, axis=-1)
+    auc = (ranks[..., y].sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return float(auc) if score.ndim == 1 else auc
 
 
 def class_auc(y, prob: np.ndarray) -> float:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import ClinxaiError
-from .classification import class_auc
+from .classification import class_auc, roc_auc
 
 REPLACEMENTS = ("zero", "mean", "sampled", "neighbourhood", "blur", "road")
 DYNAMIC = ("road",)  # the value depends on which voxels are removed (clinxai.metrics.road), not one array per case
@@ -41,9 +41,16 @@ def removal_steps(values: np.ndarray, qs: np.ndarray) -> np.ndarray:
     positive = values > 0
     if not positive.any():
         return step
-    thresholds = np.quantile(values[positive], 1.0 - qs)  # decreasing with the step index
-    for j in range(len(qs) - 1, 0, -1):  # later steps first, so the earliest step that removes a voxel wins
-        step[positive & (values >= thresholds[j])] = j
+    kept = values[positive]
+    thresholds = np.quantile(kept, 1.0 - qs)  # decreasing with the step index
+    # A voxel's step is the first j >= 1 with value >= thresholds[j], i.e. the first j whose running minimum of
+    # thresholds[1..j] it reaches (the same j even if rounding broke the order). That minimum never rises, so the
+    # step is 1 + the number of minima above the value: counted over the positive voxels only (5x faster than a
+    # masked assignment over the whole map per step; bisection is slower still for unsorted values).
+    first = np.ones(kept.size, np.int16)
+    for floor in np.minimum.accumulate(thresholds[1:]):
+        first += kept < floor
+    step[positive] = np.where(first < len(qs), first, NEVER)
     return step
 
 
@@ -128,6 +135,8 @@ def performance(metric: str, labels: np.ndarray, prob: np.ndarray, pred: np.ndar
         return (pred == labels).mean(axis=-1)
     if metric == "auc":
         flat = prob.reshape(-1, *prob.shape[-2:])
+        if flat.shape[-1] == 2:  # class 1's scores of every curve and step ranked in one call
+            return roc_auc(labels, flat[:, :, 1]).reshape(prob.shape[:-2])
         return np.array([class_auc(labels, p) for p in flat]).reshape(prob.shape[:-2])
     raise ClinxaiError(f"unknown performance metric {metric!r} (truthfulness.metric): use accuracy or auc")
 
