@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 
 from clinxai.attribution.explain import explain
@@ -23,6 +22,7 @@ from clinxai.tasks import kind_of, task_setting
 from clinxai.attribution.supervoxels import compute_masks
 from clinxai.config import task_batching, task_methods
 from clinxai.models import load_checkpoint
+from clinxai.runtime import use_threads
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)  # as the heatmaps stage does
     config = yaml.safe_load(Path(args.config).read_text())
     args.task = args.task or config["tasks"][0]
     kind = kind_of(config, args.task)

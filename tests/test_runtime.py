@@ -46,5 +46,27 @@ def test_freed_blocks_are_kept_instead_of_faulted_back_in():
 
 
 def test_a_user_setting_of_the_allocator_wins():
-    assert _run("keep", MALLOC_ARENA_MAX="2")[0] == "False"
+    assert _run("keep", MALLOC_TRIM_THRESHOLD_="131072")[0] == "False"
     assert _run("keep", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=131072")[0] == "False"
+    # other allocator settings (a container's arena limit) say nothing about these thresholds
+    if platform.libc_ver()[0] == "glibc":
+        assert _run("keep", MALLOC_ARENA_MAX="2")[0] == "True"
+
+
+def test_every_torch_stage_sets_its_threads_and_the_allocator(monkeypatch):
+    import torch
+
+    from clinxai import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append("kept"))
+    threads = torch.get_num_threads()
+    try:
+        runtime.use_threads(1)
+        assert torch.get_num_threads() == 1 and calls == ["kept"]
+    finally:
+        torch.set_num_threads(threads)
+    # no torch stage sets its threads another way (this is what `use_threads` replaced)
+    package = WORKFLOW / "clinxai"
+    direct = [p for p in package.rglob("*.py") if "set_num_threads" in p.read_text() and p.name != "runtime.py"]
+    assert direct == []

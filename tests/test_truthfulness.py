@@ -6,6 +6,7 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
+from clinxai import ClinxaiError
 from clinxai.inference import FlatLayout, Predictor, channels_last_format, to_channels_last
 from clinxai.evaluation.perturbation import removal_curves, subset_performance
 from clinxai.metrics.modality import all_subsets, mi_correlation, modality_sums, shapley_values
@@ -106,18 +107,39 @@ def _steps_by_definition(values, qs):
     return step
 
 
-@pytest.mark.parametrize("kind", ["uniform", "integers", "tiny", "wide", "rounded"])
+@pytest.mark.parametrize("kind", ["uniform", "integers", "tiny", "wide", "rounded", "infinite"])
 def test_removal_steps_equal_their_definition(kind):
     rng = np.random.default_rng(5)
     draw = {"uniform": lambda n: rng.random(n),
             "integers": lambda n: rng.integers(-3, 6, n).astype(float),  # many ties, some at the thresholds
             "tiny": lambda n: np.where(rng.random(n) < 0.7, 0.0, rng.random(n) * 1e-30),
             "wide": lambda n: rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20),
-            "rounded": lambda n: np.round(rng.random(n), 2) - 0.3}[kind]
+            "rounded": lambda n: np.round(rng.random(n), 2) - 0.3,
+            # +inf among the values makes some quantiles NaN (inf - inf), which admit no voxel
+            "infinite": lambda n: np.where(rng.random(n) < 0.05, np.inf, rng.random(n))}[kind]
     for _ in range(60):
-        values, k = draw(int(rng.integers(1, 2000))), int(rng.choice([1, 2, 5, 10, 20]))
+        values, k = draw(int(rng.integers(1, 2000))), int(rng.choice([1, 2, 5, 10, 20, 50, 100]))
         qs = removal_fractions(k)
-        np.testing.assert_array_equal(removal_steps(values, qs), _steps_by_definition(values, qs))
+        with np.errstate(invalid="ignore"):  # quantiles between two infinities
+            np.testing.assert_array_equal(removal_steps(values, qs), _steps_by_definition(values, qs))
+    with pytest.raises(ClinxaiError, match="n_steps"):  # steps are int16, NEVER the largest
+        removal_steps(draw(10), removal_fractions(32767))
+
+
+def test_first_steps_with_thresholds_out_of_order_or_nan():
+    """np.quantile's thresholds fall with the step; the count must not depend on it (nor on NaN thresholds)."""
+    from clinxai.metrics.removal import first_steps
+
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        thresholds = np.round(rng.random(n + 1), 1)  # any order, with ties
+        thresholds[rng.random(n + 1) < 0.2] = np.nan
+        values = np.round(rng.random(50), 1).astype(np.float32)
+        expected = np.full(50, NEVER, np.int16)
+        for j in range(n, 0, -1):
+            expected[values >= thresholds[j]] = j
+        np.testing.assert_array_equal(first_steps(values, thresholds), expected)
 
 
 @pytest.mark.parametrize("how", ["zero", "mean", "sampled", "neighbourhood", "blur"])

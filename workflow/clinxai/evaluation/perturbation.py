@@ -24,8 +24,8 @@ log = logging.getLogger("clinxai.truthfulness")
 class Perturber:
     """One case's input with removed voxels replaced, for batches of (curve, step) items whose removed voxels are
     those with `steps[curve] <= step`. Fixed replacements (zero, mean, sampled, neighbourhood, blur) are one array
-    per case and a batch is one torch.lerp with 0/1 weights; ROAD imputes every item on its own (seeded per case,
-    curve and step).
+    per case and a batch is one torch.lerp with 0/1 weights (a torch.where where the value minus the input is not
+    finite, or the input not float); ROAD imputes every item on its own (seeded per case, curve and step).
     `cfg`: replacement (or `how`), neighbourhood_size, low_quantile, blur_sigma, road_noise."""
 
     def __init__(self, x: np.ndarray, flat_map: np.ndarray, layout: FlatLayout, how: str, cfg: dict, seed: int,
@@ -37,7 +37,8 @@ class Perturber:
             x, flat_map, layout, how, seed, case, cfg.get("neighbourhood_size", 5), cfg.get("low_quantile", 0.5),
             cfg.get("blur_sigma", 2.0)))
         # lerp with a 0/1 weight returns x or the value itself when their difference is finite (else 0 * inf = NaN)
-        self.lerp = self.values is not None and bool(torch.isfinite(self.values - self.xt).all())
+        self.lerp = (self.values is not None and self.xt.is_floating_point()
+                     and bool(torch.isfinite(self.values - self.xt).all()))
 
     def batch(self, steps: torch.Tensor, curves: list[int], at: list[int]) -> torch.Tensor:
         """The perturbed inputs of items (curves[i], at[i]): a B x N tensor."""

@@ -36,22 +36,29 @@ def removal_steps(values: np.ndarray, qs: np.ndarray) -> np.ndarray:
 
     Voxels with value >= quantile(non-zero values, 1 - q) are removed at step q; q = 0 removes nothing.
     """
+    if len(qs) - 1 >= NEVER:
+        raise ClinxaiError(f"{len(qs) - 1} removal steps (truthfulness.removal.n_steps): at most {NEVER - 1}")
     values = np.asarray(values, dtype=np.float32).ravel()
     step = np.full(values.shape, NEVER, dtype=np.int16)
     positive = values > 0
-    if not positive.any():
-        return step
-    kept = values[positive]
-    thresholds = np.quantile(kept, 1.0 - qs)  # decreasing with the step index
-    # A voxel's step is the first j >= 1 with value >= thresholds[j], i.e. the first j whose running minimum of
-    # thresholds[1..j] it reaches (the same j even if rounding broke the order). That minimum never rises, so the
-    # step is 1 + the number of minima above the value: counted over the positive voxels only (5x faster than a
-    # masked assignment over the whole map per step; bisection is slower still for unsorted values).
-    first = np.ones(kept.size, np.int16)
-    for floor in np.minimum.accumulate(thresholds[1:]):
-        first += kept < floor
-    step[positive] = np.where(first < len(qs), first, NEVER)
+    if positive.any():
+        step[positive] = first_steps(values[positive], np.quantile(values[positive], 1.0 - qs))
     return step
+
+
+def first_steps(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """For each value, the first j >= 1 with value >= thresholds[j] (NEVER if none; thresholds[0] is q = 0's).
+
+    That is the first j whose running minimum of thresholds[1..j] the value reaches, NaN thresholds left out (they
+    admit nothing) -- also should rounding break the thresholds' order. The minimum never rises, so the steps that
+    admit a value are the last ones: counted by one comparison per step over these values (5x faster than a masked
+    assignment over the whole map per step; bisection is slower still for unsorted values).
+    """
+    n = len(thresholds) - 1
+    admitted = np.zeros(values.size, np.int16)
+    for floor in np.fmin.accumulate(thresholds[1:]):
+        admitted += values >= floor
+    return np.where(admitted > 0, n + 1 - admitted, NEVER).astype(np.int16)
 
 
 def case_rng(seed: int, case: str, draw: int) -> np.random.Generator:
