@@ -33,7 +33,7 @@ def keep_freed_memory() -> bool:
     A torch pass on CPU allocates and frees activations of a few MiB each; glibc hands such blocks back (munmap,
     heap trims) and the next batch faults the same memory in again page by page, zero-filled by the kernel: 0.4-1.3
     million page faults and 1-4 s of system time in a glioma demo job of feature removal or training. The same
-    setting as glibc's environment variables below; a user who sets any of them, or these tunables in
+    setting as glibc's environment variables in USER_SETTINGS; a user who sets any of them, or these tunables in
     `GLIBC_TUNABLES`, keeps theirs. Freed memory stays with the job until it ends (peak RSS measured unchanged on the
     demo's jobs; fragmentation could raise it in principle). Returns whether the setting was applied (False on
     another C library or platform)."""

@@ -46,7 +46,7 @@ class Perturber:
         j = torch.tensor(at, dtype=torch.int16)
         if self.lerp:
             # `le` written straight into a float weight and lerp over it in place: the same tensor as torch.where
-            # over a boolean mask, 5-7x faster on CPU (a bool-to-float copy and where's broadcast were the cost)
+            # over a boolean mask, 5-7x faster at the demo sizes on CPU (a bool-to-float copy and where's broadcast cost)
             n = len(at)
             w = torch.empty((n, self.xt.numel()), dtype=self.xt.dtype)
             torch.le(steps.index_select(0, r), j[:, None], out=w)
