@@ -95,15 +95,21 @@ def test_baselines_remove_as_many_voxels_as_the_map(ties):
     np.testing.assert_array_equal(base, baseline_steps(step, 15, seed=10, case="c1"))
 
 
+def _first_by_definition(values, thresholds):
+    """The earliest step j >= 1 with value >= thresholds[j] (NEVER if none), one pass per step."""
+    step = np.full(values.shape, NEVER, np.int16)
+    for j in range(len(thresholds) - 1, 0, -1):
+        step[values >= thresholds[j]] = j
+    return step
+
+
 def _steps_by_definition(values, qs):
-    """The earliest step j >= 1 with value >= quantile(positive values, 1 - q_j), one pass per step."""
+    """The earliest step j >= 1 with value >= quantile(positive values, 1 - q_j); 0 and below never."""
     values = np.asarray(values, np.float32)
     step = np.full(values.shape, NEVER, np.int16)
     positive = values > 0
     if positive.any():
-        thresholds = np.quantile(values[positive], 1.0 - qs)
-        for j in range(len(qs) - 1, 0, -1):
-            step[positive & (values >= thresholds[j])] = j
+        step[positive] = _first_by_definition(values[positive], np.quantile(values[positive], 1.0 - qs))
     return step
 
 
@@ -136,10 +142,7 @@ def test_first_steps_with_thresholds_out_of_order_or_nan():
         thresholds = np.round(rng.random(n + 1), 1)  # any order, with ties
         thresholds[rng.random(n + 1) < 0.2] = np.nan
         values = np.round(rng.random(50), 1).astype(np.float32)
-        expected = np.full(50, NEVER, np.int16)
-        for j in range(n, 0, -1):
-            expected[values >= thresholds[j]] = j
-        np.testing.assert_array_equal(first_steps(values, thresholds), expected)
+        np.testing.assert_array_equal(first_steps(values, thresholds), _first_by_definition(values, thresholds))
 
 
 @pytest.mark.parametrize("how", ["zero", "mean", "sampled", "neighbourhood", "blur"])

@@ -63,9 +63,9 @@ def rra(parts, masks, seed: int = 0, key: str = "") -> float:
     kth = 0.0 if pos.size < k else np.partition(pos, pos.size - k)[pos.size - k]
     above = values > kth
     tied = np.flatnonzero(values == kth)
-    need = k - int(above.sum())
+    need = k - int(above.sum())  # >= 1: fewer than k values lie above the k-th
     chosen = tied
     if need < tied.size:  # which of the tied voxels count: the first `need` in the tie order (distinct ranks)
         ranks = tie_order(values.size, seed, key)[tied]
-        chosen = tied[np.argpartition(ranks, need - 1)[:need]] if need > 0 else tied[:0]
+        chosen = tied[np.argpartition(ranks, need - 1)[:need]]
     return float((inside[above].sum() + inside[chosen].sum()) / k)

@@ -58,7 +58,7 @@ def first_steps(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     admitted = np.zeros(values.size, np.int16)
     for floor in np.fmin.accumulate(thresholds[1:]):
         admitted += values >= floor
-    return np.where(admitted > 0, n + 1 - admitted, NEVER).astype(np.int16)
+    return np.where(admitted > 0, n + 1 - admitted, NEVER).astype(np.int16, copy=False)
 
 
 def case_rng(seed: int, case: str, draw: int) -> np.random.Generator:
