@@ -67,11 +67,49 @@ def test_channels_last_weights_same_maps_and_the_pool_rule_keeps_the_layout():
     pool = next(m for m in fast.model.modules() if isinstance(m, RescaleMaxPool))
     z = torch.randn(4, 4, 8, 8, 4).contiguous(memory_format=torch.channels_last_3d)
     z[2:, :, :2] = z[:2, :, :2]  # input = reference there: the rule's fallback to the plain gradient
-    out, (idx,) = pool.compute(z)
+    out, (_, _, idx) = pool.compute(z, False)
     grad = torch.randn_like(out)
-    got = pool.rescale(pool.plain(grad, z, out, idx), grad, z, out, idx)
+    got = pool.rescale(pool.plain(grad, z, idx), grad, z, out, idx)
     assert got.shape == z.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(got[:2], got[2:])  # both halves of the batch get the same multipliers, as in captum
+
+
+def test_where_a_pre_activation_equals_its_reference():
+    # Two input channels that cancel exactly (weights +w and -w, both channels shifted by the same c): the first
+    # ReLU's input equals its reference's there while the input does not, so the plain gradients captum takes there
+    # reach the map: the ReLU's own 0 / 1 and, as the ReLU feeds a pool, of the gradient the pool's rule rewrote
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.5, -0.5], [0.25, -0.25]]).view(2, 2, 1, 1))
+        model[0].bias.copy_(torch.tensor([0.125, -0.125]))  # one unit on, one off where they cancel
+    x = torch.randn(3, 2, 8, 8)
+    x[:, :, :, :4] = torch.tensor([1.0, 2.0, -1.0]).view(3, 1, 1, 1)  # exact products: z = bias, as the reference's
+    target = torch.tensor([0, 1, 1])
+    _equal(DeepLift(model).attribute(x, target=target), ca.DeepLift(model).attribute(x, target=target))
+    relu = next(m for m in DeepLift(model).model.modules() if type(m).__name__ == "RescaleReLU")
+    _, (m, small, _) = relu.compute(torch.cat([model[0](x), model[0](torch.zeros_like(x))]).detach(), False)
+    assert small[:, :, :, :4].all() and not small[:, :, :, 4:].any()
+    assert torch.equal(m[:, :, 0, :, :4], torch.ones(2, 3, 8, 4)) and not m[:, :, 1, :, :4].any()
+
+
+def test_disjoint_windows_add_both_halves_as_captums_unpooling_does():
+    torch.manual_seed(6)
+    for pool, z in ((nn.MaxPool3d(2), torch.randn(4, 3, 6, 6, 4).contiguous(memory_format=torch.channels_last_3d)),
+                    (nn.MaxPool2d(2, padding=1), torch.randn(4, 3, 7, 7)),  # partial windows at the edges
+                    (nn.MaxPool2d(3, 2), torch.randn(4, 3, 9, 9))):  # overlapping: captum's unpooling itself
+        rule = RescaleMaxPool(pool)
+        z[2:, :, :2] = z[:2, :, :2]  # both halves' argmax in the same voxel there
+        z = z.relu()  # ties (zeros) inside windows, as after a ReLU
+        out, (_, _, idx) = rule.compute(z, False)
+        carried = torch.randn_like(out)
+        k, s, p, _ = rule.args
+        unpool = torch.nn.functional.max_unpool2d if rule.dims == 2 else torch.nn.functional.max_unpool3d
+        expected = unpool(carried, idx, k, s, p, list(z.shape))
+        got = rule._spread(carried, idx, z)
+        assert torch.equal(got, expected[:2] + expected[2:])
+        assert got.is_contiguous(memory_format=torch.channels_last_3d) == (z.dim() == 5)
 
 
 def test_monai_densenet_and_the_three_view_knee_network():

@@ -4,12 +4,14 @@ functions that replace the network's non-linear modules in a copy of the model.
 captum registers four module hooks and two tensor hooks on every non-linearity and clones its input three times per
 call; on the demo's networks that costs as much again as the two passes the method needs. Here the copy runs one
 forward and one backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced
-module applies captum's rule in its backward pass (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool`
-for max pooling) on both halves of the batch, as captum does; tests/test_deeplift.py checks the maps against
-captum's. Two details of captum's hooks are kept so that the maps are the same: a module's "output gradient" is the
-one recorded on its output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max
-pool sees the pool's plain gradient), and the max-pool rule falls back to the first sample's plain gradient where
-input and reference coincide (captum indexes `grad_input[0]` of a tensor).
+module applies captum's rule (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling) on
+both halves of the batch, as captum does: a ReLU's multipliers come from its forward pass, a pool's rule runs in
+its backward pass; tests/test_deeplift.py checks the maps against captum's (float tolerance: a ReLU's multiplier
+is one ratio, where captum multiplies by the difference and then divides). Two details of captum's hooks are kept
+so that the maps are the same: a module's "output gradient" is the one recorded on its output tensor before the next
+replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's plain gradient), and the
+max-pool rule falls back to the first sample's plain gradient where input and reference coincide (captum indexes
+`grad_input[0]` of a tensor).
 
 A model holding a non-linearity captum's DeepLift treats with another rule (ELU, Sigmoid, Softmax, 1-D max pooling,
 ...), or a ReLU / pool module used twice (captum refuses those), keeps captum's DeepLift (`DeepLift.supports`). The
@@ -43,6 +45,16 @@ def _halves(t: torch.Tensor) -> torch.Tensor:
     return t.unflatten(0, (2, -1))
 
 
+def _below_eps(d: torch.Tensor) -> torch.Tensor:
+    """1.0 where |d| < EPS (captum's rules take the plain gradient there), else 0.0, in d's dtype and layout.
+
+    A float mask, not a boolean one: the rules select with `torch.lerp` (weight 0 or 1 returns either end itself,
+    the sign of a zero aside), 5-10x faster than `torch.where` over a boolean mask on CPU; before dividing by d,
+    adding the mask makes d 1 where it is below EPS (finite quotients for lerp to discard) and leaves it exact
+    elsewhere."""
+    return d.abs().lt_(EPS)
+
+
 class _Slot:
     """The gradient of a replaced module's output as captum's hook on that tensor records it: before the rule of a
     replaced module that consumes the tensor directly (a ReLU before a max pool) has rewritten it."""
@@ -55,19 +67,19 @@ class _Rule(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, rule, out_slot):
-        out, saved = rule.compute(z)
-        ctx.save_for_backward(z, out, *saved)
-        ctx.rule, ctx.out_slot, ctx.in_slot = rule, out_slot, getattr(z, "_deeplift_slot", None)
+        in_slot = getattr(z, "_deeplift_slot", None)
+        out, saved = rule.compute(z, in_slot is not None)
+        ctx.save_for_backward(*saved)
+        ctx.rule, ctx.out_slot, ctx.in_slot = rule, out_slot, in_slot
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        z, out, *saved = ctx.saved_tensors
         recorded = grad if ctx.out_slot.plain is None else ctx.out_slot.plain
-        plain = ctx.rule.plain(grad, z, out, *saved)  # the module's own gradient of the upstream gradient
-        if ctx.in_slot is not None:
+        result, plain = ctx.rule.backward(grad, recorded, ctx.in_slot is not None, *ctx.saved_tensors)
+        if ctx.in_slot is not None:  # the module's own gradient of the upstream gradient, for the rule before it
             ctx.in_slot.plain = plain
-        return ctx.rule.rescale(plain, recorded, z, out, *saved), None, None
+        return result, None, None
 
 
 class _Replaced(nn.Module):
@@ -79,23 +91,34 @@ class _Replaced(nn.Module):
 
 
 class RescaleReLU(_Replaced):
-    """captum's `nonlinear` rule: multiplier delta_out / delta_in where the input differs from its reference."""
+    """captum's `nonlinear` rule: multiplier delta_out / delta_in where the input differs from its reference, the
+    plain gradient (0 or 1) where it does not.
+
+    The multipliers are computed in the forward pass, once for both halves of the batch, so the backward pass is one
+    product: captum's rule is a chain of activation-sized passes (differences, product, ratio, `where`) in the
+    backward pass. `g * (d_out / d_in)` rounds where captum's `g * d_out / d_in` is left to right (float tolerance).
+    """
 
     @staticmethod
-    def plain(grad, z, out):
-        return torch.ops.aten.threshold_backward(grad, out, 0)
+    def compute(z, plain_needed):
+        out = torch.relu(z)
+        zh, oh = _halves(z), _halves(out)
+        d_in = zh[0] - zh[1]
+        small = _below_eps(d_in)
+        m = torch.sub(oh[0], oh[1]).div_(d_in.add_(small))  # d_in 1 where small: finite there, exact elsewhere
+        if not small.any():
+            return out, (m, None, out if plain_needed else None)
+        # input = reference (e.g. a zero background): there each half's own plain gradient, 0 or 1
+        m = torch.lerp(m, torch.gt(oh, 0, out=torch.empty_like(oh)), small)
+        return out, (m, small, out if plain_needed else None)
 
     @staticmethod
-    def rescale(plain, recorded, z, out):
-        z, out, plain, recorded = (_halves(t) for t in (z, out, plain, recorded))
-        d_in, d_out = z[0] - z[1], out[0] - out[1]  # both halves share them (captum repeats them)
-        rescaled = recorded * d_out
-        rescaled.div_(d_in)  # in place: at 4 x 128^3 each fresh activation-sized tensor costs as much as the op
-        return torch.where(d_in.abs() < EPS, plain, rescaled, out=rescaled).flatten(0, 1)
-
-    @staticmethod
-    def compute(z):
-        return torch.relu(z), ()
+    def backward(grad, recorded, plain_needed, m, small, out):
+        plain = None if out is None else torch.ops.aten.threshold_backward(grad, out, 0)
+        if recorded is not grad and small is not None:
+            # a ReLU straight into a pool: captum's plain gradient there is of the gradient the pool rewrote
+            recorded = torch.lerp(_halves(recorded), _halves(grad), small).flatten(0, 1)
+        return (_halves(recorded) * m).flatten(0, 1), plain
 
 
 class RescaleMaxPool(_Replaced):
@@ -107,32 +130,55 @@ class RescaleMaxPool(_Replaced):
         self.args = tuple(per_axis(v, self.dims) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
         self.ceil_mode = pool.ceil_mode
 
-    def compute(self, z):
+    def compute(self, z, plain_needed):
         k, s, p, d = self.args
         out, idx = (F.max_pool2d if self.dims == 2 else F.max_pool3d)(z, k, s, p, d, self.ceil_mode, True)
-        return out, (idx,)
+        return out, (z, out, idx)
 
-    def plain(self, grad, z, out, idx):
+    def plain(self, grad, z, idx):
         backward = (torch.ops.aten.max_pool2d_with_indices_backward if self.dims == 2
                     else torch.ops.aten.max_pool3d_with_indices_backward)
         return backward(grad, z, *self.args, self.ceil_mode, idx)
 
+    def backward(self, grad, recorded, plain_needed, z, out, idx):
+        # the rule needs the first sample's plain gradient only; a replaced module before it (a ReLU) every sample's
+        plain = self.plain(grad, z, idx) if plain_needed else self.plain(grad[:1], z[:1], idx[:1])
+        return self.rescale(plain, recorded, z, out, idx), plain
+
     def rescale(self, plain, recorded, z, out, idx):
-        k, s, p, _ = self.args
         h = len(z) // 2
         xmax = torch.max(out[:h], out[h:])
-        d_out = torch.cat([xmax - out[h:], out[:h] - xmax])
-        unpool = F.max_unpool2d if self.dims == 2 else F.max_unpool3d
-        spread = unpool(recorded * d_out, idx, k, s, p, list(z.shape))
-        spread = spread[:h] + spread[h:]  # both halves get the sum (captum repeats it)
+        carried = recorded * torch.cat([xmax - out[h:], out[:h] - xmax])
+        spread = self._spread(carried, idx, z)  # both halves get the sum (captum repeats it)
         d_in = z[:h] - z[h:]
-        # In z's memory layout (channels-last after channels-last convolutions; unpooling writes the default one):
-        # a gradient in the other layout slowed every element-wise op of the rule below (glioma demo: 9 %).
+        small = _below_eps(d_in)
+        spread.div_(d_in.add_(small))
         both = torch.empty_like(z)
         # captum takes `grad_input[0]` of a tensor here: the first sample's gradient stands in for every sample's
-        torch.where(d_in.abs() < EPS, plain[0], spread / d_in, out=both[:h])
+        torch.lerp(spread, plain[0], small, out=both[:h])
         both[h:] = both[:h]
         return both
+
+    def _spread(self, carried, idx, z):
+        """The sum over both halves of `carried` unpooled to the argmaxes, in z's memory layout.
+
+        Where no two windows overlap, each half's values are added at their argmaxes (`scatter_add_`) into one
+        zeroed tensor in z's layout: the same sums as captum's unpooling of both halves, without two full-size
+        unpooled tensors in the default layout, whose mixed layouts slowed every op after them. Overlapping windows
+        unpool as captum does (a voxel that is the maximum of two windows keeps one of the values)."""
+        k, s, p, d = self.args
+        h = len(z) // 2
+        layouts = (torch.contiguous_format, torch.channels_last if self.dims == 2 else torch.channels_last_3d)
+        if all(si >= di * (ki - 1) + 1 for ki, si, di in zip(k, s, d)) and \
+                any(z.is_contiguous(memory_format=f) for f in layouts):
+            spread = torch.zeros_like(z[:h])
+            flat = spread.view(h, spread.shape[1], -1)  # a view in both layouts: the spatial axes merge
+            for half in (slice(None, h), slice(h, None)):
+                flat.scatter_add_(2, idx[half].flatten(2), carried[half].flatten(2))
+            return spread
+        unpool = F.max_unpool2d if self.dims == 2 else F.max_unpool3d
+        spread = unpool(carried, idx, k, s, p, list(z.shape))
+        return spread[:h] + spread[h:]
 
 
 def _replace(module: nn.Module) -> None:
