@@ -5,13 +5,13 @@ captum registers four module hooks and two tensor hooks on every non-linearity a
 call; on the demo's networks that costs as much again as the two passes the method needs. Here the copy runs one
 forward and one backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced
 module applies captum's rule (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling) on
-both halves of the batch, as captum does: a ReLU's multipliers come from its forward pass, a pool's rule runs in
-its backward pass; tests/test_deeplift.py checks the maps against captum's (float tolerance: a ReLU's multiplier
-is one ratio, where captum multiplies by the difference and then divides). Two details of captum's hooks are kept
-so that the maps are the same: a module's "output gradient" is the one recorded on its output tensor before the next
-replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's plain gradient), and the
-max-pool rule falls back to the first sample's plain gradient where input and reference coincide (captum indexes
-`grad_input[0]` of a tensor).
+both halves of the batch, as captum does, with captum's operations in captum's order (tests/test_deeplift.py: the
+same maps bit for bit on the same weights); a ReLU's differences come from its forward pass. Where a non-finite
+value meets one of the rules' fast selections (`_lerp`), the call runs again with captum's `where`. Two details of
+captum's hooks are kept so that the maps are the same: a module's "output gradient" is the one recorded on its
+output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's
+plain gradient), and the max-pool rule falls back to the first sample's plain gradient where input and reference
+coincide (captum indexes `grad_input[0]` of a tensor).
 
 A model holding a non-linearity captum's DeepLift treats with another rule (ELU, Sigmoid, Softmax, 1-D max pooling,
 ...), or a ReLU / pool module used twice (captum refuses those), keeps captum's DeepLift (`DeepLift.supports`). The
@@ -46,13 +46,20 @@ def _halves(t: torch.Tensor) -> torch.Tensor:
 
 
 def _below_eps(d: torch.Tensor) -> torch.Tensor:
-    """1.0 where |d| < EPS (captum's rules take the plain gradient there), else 0.0, in d's dtype and layout.
-
-    A float mask, not a boolean one: the rules select with `torch.lerp` (weight 0 or 1 returns either end itself,
-    the sign of a zero aside), 5-10x faster than `torch.where` over a boolean mask on CPU; before dividing by d,
-    adding the mask makes d 1 where it is below EPS (finite quotients for lerp to discard) and leaves it exact
-    elsewhere."""
+    """1.0 where |d| < EPS (captum's rules take the plain gradient there), else 0.0, in d's dtype and layout: the
+    weight of `_Replaced.select`; added to d before dividing by it, it makes d 1 there (finite quotients, discarded) and
+    leaves it exact elsewhere."""
     return d.abs().lt_(EPS)
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, out=None) -> torch.Tensor:
+    """b where w is 1, a where it is 0: with such weights lerp returns either end itself (the sign of a zero aside),
+    5-10x faster than `torch.where` over a boolean mask on CPU; but a non-finite discarded end makes NaN."""
+    return torch.lerp(a, b, w, out=out)
+
+
+def _where(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, out=None) -> torch.Tensor:
+    return torch.where(w.bool(), b, a, out=out)
 
 
 class _Slot:
@@ -83,6 +90,8 @@ class _Rule(torch.autograd.Function):
 
 
 class _Replaced(nn.Module):
+    select = staticmethod(_lerp)  # `_where` in DeepLift.attribute's exact rerun
+
     def forward(self, z):
         slot = _Slot()
         out = _Rule.apply(z, self, slot)
@@ -91,13 +100,13 @@ class _Replaced(nn.Module):
 
 
 class RescaleReLU(_Replaced):
-    """captum's `nonlinear` rule: multiplier delta_out / delta_in where the input differs from its reference, the
-    plain gradient (0 or 1) where it does not.
+    """captum's `nonlinear` rule: g * delta_out / delta_in where the input differs from its reference, the plain
+    gradient where it does not.
 
-    The multipliers are computed in the forward pass, once for both halves of the batch, so the backward pass is one
-    product: captum's rule is a chain of activation-sized passes (differences, product, ratio, `where`) in the
-    backward pass. `g * (d_out / d_in)` rounds where captum's `g * d_out / d_in` is left to right (float tolerance).
-    """
+    The differences are taken once, for both halves of the batch, in the forward pass, so the backward pass is a
+    product and a quotient (captum's operations in captum's order: the same numbers) and, only where some input
+    equals its reference, the plain gradient selected there; captum's hooks recompute the differences, the plain
+    gradient and a `where` over both halves in every backward pass."""
 
     @staticmethod
     def compute(z, plain_needed):
@@ -105,20 +114,19 @@ class RescaleReLU(_Replaced):
         zh, oh = _halves(z), _halves(out)
         d_in = zh[0] - zh[1]
         small = _below_eps(d_in)
-        m = torch.sub(oh[0], oh[1]).div_(d_in.add_(small))  # d_in 1 where small: finite there, exact elsewhere
+        d_out = oh[0] - oh[1]
+        d_in.add_(small)  # 1 where small: finite quotients there, exact elsewhere
         if not small.any():
-            return out, (m, None, out if plain_needed else None)
-        # input = reference (e.g. a zero background): there each half's own plain gradient, 0 or 1
-        m = torch.lerp(m, torch.gt(oh, 0, out=torch.empty_like(oh)), small)
-        return out, (m, small, out if plain_needed else None)
+            return out, (d_out, d_in, None, out if plain_needed else None)
+        return out, (d_out, d_in, small, out)
 
-    @staticmethod
-    def backward(grad, recorded, plain_needed, m, small, out):
+    def backward(self, grad, recorded, plain_needed, d_out, d_in, small, out):
         plain = None if out is None else torch.ops.aten.threshold_backward(grad, out, 0)
-        if recorded is not grad and small is not None:
-            # a ReLU straight into a pool: captum's plain gradient there is of the gradient the pool rewrote
-            recorded = torch.lerp(_halves(recorded), _halves(grad), small).flatten(0, 1)
-        return (_halves(recorded) * m).flatten(0, 1), plain
+        rescaled = (_halves(recorded) * d_out).div_(d_in)
+        if small is not None:  # captum: the plain gradient where input = reference (e.g. a zero background) ...
+            # ... of the gradient as the next rule rewrote it (a ReLU straight into a pool sees the pool's)
+            rescaled = self.select(rescaled, _halves(plain), small)
+        return rescaled.flatten(0, 1), plain
 
 
 class RescaleMaxPool(_Replaced):
@@ -155,22 +163,22 @@ class RescaleMaxPool(_Replaced):
         spread.div_(d_in.add_(small))
         both = torch.empty_like(z)
         # captum takes `grad_input[0]` of a tensor here: the first sample's gradient stands in for every sample's
-        torch.lerp(spread, plain[0], small, out=both[:h])
+        self.select(spread, plain[0], small, out=both[:h])
         both[h:] = both[:h]
         return both
 
     def _spread(self, carried, idx, z):
         """The sum over both halves of `carried` unpooled to the argmaxes, in z's memory layout.
 
-        Where no two windows overlap, each half's values are added at their argmaxes (`scatter_add_`) into one
-        zeroed tensor in z's layout: the same sums as captum's unpooling of both halves, without two full-size
-        unpooled tensors in the default layout, whose mixed layouts slowed every op after them. Overlapping windows
-        unpool as captum does (a voxel that is the maximum of two windows keeps one of the values)."""
+        Where no two windows overlap (stride >= kernel, no dilation), each half's values are added at their argmaxes
+        (`scatter_add_`) into one zeroed tensor in z's layout: the same sums as captum's unpooling of both halves,
+        without two full-size unpooled tensors in the default layout, whose mixed layouts slowed every op after
+        them. Other windows unpool as captum does (a voxel that is the maximum of two windows keeps one value)."""
         k, s, p, d = self.args
         h = len(z) // 2
         layouts = (torch.contiguous_format, torch.channels_last if self.dims == 2 else torch.channels_last_3d)
-        if all(si >= di * (ki - 1) + 1 for ki, si, di in zip(k, s, d)) and \
-                any(z.is_contiguous(memory_format=f) for f in layouts):
+        if all(si >= ki and di == 1 for ki, si, di in zip(k, s, d)) and \
+                any(z.is_contiguous(memory_format=f) for f in layouts):  # (dilated windows: captum's unpooling)
             spread = torch.zeros_like(z[:h])
             flat = spread.view(h, spread.shape[1], -1)  # a view in both layouts: the spatial axes merge
             for half in (slice(None, h), slice(h, None)):
@@ -216,11 +224,25 @@ class DeepLift:
         baselines = baselines if isinstance(baselines, tuple) else (baselines,) * len(x)
         refs = tuple(torch.full_like(t, float(b)) if not torch.is_tensor(b) else b.to(t).expand_as(t)
                      for t, b in zip(x, baselines))
+        attr = self._attribute(x, refs, target)
+        if not all(torch.isfinite(a).all() for a in attr):
+            # a non-finite value met one of lerp's selections, which spreads it where `where` would not (into every
+            # case, through the pool rule's first-sample gradient): the same call again with captum's selection
+            rules = [m for m in self.model.modules() if isinstance(m, _Replaced)]
+            for m in rules:
+                m.select = _where
+            try:
+                attr = self._attribute(x, refs, target)
+            finally:
+                for m in rules:
+                    del m.select
+        return attr if as_tuple else attr[0]
+
+    def _attribute(self, x, refs, target):
         with torch.enable_grad():
             out = self.model(*(torch.cat([t, r]) for t, r in zip(x, refs)))
             rows = torch.arange(len(out), device=out.device)
             target = torch.as_tensor(target, device=out.device).reshape(-1)
             picked = out[rows, _twice(target.expand(len(out) // 2))]
             grads = torch.autograd.grad(torch.unbind(picked), x)
-        attr = tuple((t - r) * g for t, r, g in zip(x, refs, grads))
-        return tuple(a.detach() for a in attr) if as_tuple else attr[0].detach()
+        return tuple(((t - r) * g).detach() for t, r, g in zip(x, refs, grads))
