@@ -6,7 +6,7 @@ call; on the demo's networks that costs as much again as the two passes the meth
 forward and one backward pass over the inputs and baselines stacked in one batch (as captum), and each replaced
 module applies captum's rule (captum.attr._core.deep_lift: `nonlinear` for ReLU, `maxpool` for max pooling) on
 both halves of the batch, as captum does, with captum's operations in captum's order (tests/test_deeplift.py: the
-same maps bit for bit on the same weights); a ReLU's differences come from its forward pass. Where a non-finite
+same maps on the same weights; the sign of a zero aside); a ReLU's differences come from its forward pass. Where a non-finite
 value meets one of the rules' fast selections (`_lerp`), the call runs again with captum's `where`. Two details of
 captum's hooks are kept so that the maps are the same: a module's "output gradient" is the one recorded on its
 output tensor before the next replaced module's rule rewrites it (a ReLU straight into a max pool sees the pool's
