@@ -10,7 +10,7 @@ import yaml
 from captum import attr as ca
 from torch import nn
 
-from clinxai.attribution.deeplift import DeepLift, RescaleMaxPool
+from clinxai.attribution.deeplift import DeepLift, RescaleMaxPool, RescaleReLU
 from clinxai.attribution.explain import build, explain, explainable, implementation
 from clinxai.attribution.registry import METHODS
 from clinxai.inference import to_channels_last
@@ -93,7 +93,7 @@ def test_where_a_pre_activation_equals_its_reference():
     x[:, :, :, :4] = torch.tensor([1.0, 2.0, -1.0]).view(3, 1, 1, 1)  # exact products: z = bias, as the reference's
     target = torch.tensor([0, 1, 1])
     _equal(DeepLift(model).attribute(x, target=target), ca.DeepLift(model).attribute(x, target=target))
-    relu = next(m for m in DeepLift(model).model.modules() if type(m).__name__ == "RescaleReLU")
+    relu = next(m for m in DeepLift(model).model.modules() if isinstance(m, RescaleReLU))
     _, (_, d_in, small, _) = relu.compute(torch.cat([model[0](x), model[0](torch.zeros_like(x))]).detach(), False)
     assert small[:, :, :, :4].all() and not small[:, :, :, 4:].any()
     assert torch.equal(d_in[:, :, :, :4], torch.ones(3, 2, 8, 4))  # a finite divisor where the plain gradient is taken

@@ -45,11 +45,13 @@ def _halves(t: torch.Tensor) -> torch.Tensor:
     return t.unflatten(0, (2, -1))
 
 
-def _below_eps(d: torch.Tensor) -> torch.Tensor:
-    """1.0 where |d| < EPS (captum's rules take the plain gradient there), else 0.0, in d's dtype and layout: the
-    weight of `_Replaced.select`; added to d before dividing by it, it makes d 1 there (finite quotients, discarded) and
-    leaves it exact elsewhere."""
-    return d.abs().lt_(EPS)
+def _difference(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a - b as a divisor, mask): the mask is 1.0 where |a - b| < EPS (captum's rules take the plain gradient there)
+    and 0.0 elsewhere, in a's dtype and layout, the weight of `_Replaced.select`; the divisor is a - b with the mask
+    added: 1 there (finite quotients, discarded), exact elsewhere."""
+    d = a - b
+    small = d.abs().lt_(EPS)
+    return d.add_(small), small
 
 
 def _lerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, out=None) -> torch.Tensor:
@@ -112,10 +114,8 @@ class RescaleReLU(_Replaced):
     def compute(z, plain_needed):
         out = torch.relu(z)
         zh, oh = _halves(z), _halves(out)
-        d_in = zh[0] - zh[1]
-        small = _below_eps(d_in)
+        d_in, small = _difference(zh[0], zh[1])
         d_out = oh[0] - oh[1]
-        d_in.add_(small)  # 1 where small: finite quotients there, exact elsewhere
         if not small.any():
             return out, (d_out, d_in, None, out if plain_needed else None)
         return out, (d_out, d_in, small, out)
@@ -158,9 +158,8 @@ class RescaleMaxPool(_Replaced):
         xmax = torch.max(out[:h], out[h:])
         carried = recorded * torch.cat([xmax - out[h:], out[:h] - xmax])
         spread = self._spread(carried, idx, z)  # both halves get the sum (captum repeats it)
-        d_in = z[:h] - z[h:]
-        small = _below_eps(d_in)
-        spread.div_(d_in.add_(small))
+        d_in, small = _difference(z[:h], z[h:])
+        spread.div_(d_in)
         both = torch.empty_like(z)
         # captum takes `grad_input[0]` of a tensor here: the first sample's gradient stands in for every sample's
         self.select(spread, plain[0], small, out=both[:h])
