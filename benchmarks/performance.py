@@ -298,7 +298,9 @@ def stage_rows(config, task, kind, model, inputs, args, limit_fwd, limit_train) 
     if kind.removal:
         cfg = removal_cfg(config, task)
         rng = np.random.default_rng(0)
-        maps = [rng.random(layout.n).astype(np.float32) for _ in inputs]
+        # signed maps: about half the voxels positive, as most methods' processed maps are; a map positive
+        # everywhere (SmoothGrad's) shares its last step's input between its curves, one without any none
+        maps = [(rng.random(layout.n) - 0.5).astype(np.float32) for _ in inputs]
         n_items = len(inputs) * (1 + (1 + cfg["baselines"]) * cfg["n_steps"])
         seconds = timed(lambda: removal_curves(predict, layout, [f"c{i}" for i in range(len(inputs))], flat, maps,
                                                labels, cfg, 10), args.device, args.repeats)

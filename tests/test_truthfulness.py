@@ -33,6 +33,16 @@ def test_shapley_symmetry_and_null_player():
         shapley_values({(): 0, (0,): 1}, 2)
 
 
+class CountingPredictor(Predictor):
+    """A Predictor that counts the inputs it runs."""
+
+    seen = 0
+
+    def __call__(self, flat):
+        self.seen += len(flat)
+        return super().__call__(flat)
+
+
 class OneModalityModel(nn.Module):
     """Looks only at channel `m` of a C x 4 x 4 x 4 input: class 1 when its mean is positive."""
 
@@ -55,9 +65,10 @@ def test_a_model_that_uses_one_modality_gets_all_the_shapley_value():
         inputs.append((torch.from_numpy(x),))
     layout = FlatLayout(inputs[0])
     flat = [layout.flatten(x).numpy() for x in inputs]
-    predict = Predictor(OneModalityModel(2), layout, fast=False)
+    predict = CountingPredictor(OneModalityModel(2), layout, fast=False)
     v = subset_performance(predict, layout, flat, labels, "accuracy", batch_size=7)
     assert len(v) == 16
+    assert predict.seen == 15 * len(inputs) + 1  # the subset that keeps nothing is one zero input for every case
     phi = shapley_values({tuple(c): p for c, p in zip(v["subset"], v["performance"])}, 4)
     # with channel 2: accuracy 1; without it the mean is 0, the model says class 0: accuracy 0.5
     np.testing.assert_allclose(phi, [0, 0, 0.5, 0], atol=1e-9)
@@ -223,21 +234,69 @@ def _toy_removal(map_on_s, map_elsewhere):
     cfg = {"n_steps": 10, "baselines": 15, "replacement": "zero", "metric": "accuracy", "batch_size": 50}
     curves, removed = removal_curves(predict, layout, [f"c{i}" for i in range(len(labels))], inputs, maps, labels,
                                      cfg, seed=10)
-    return curves, removed
+    return curves, removed, maps
 
 
 def test_a_map_on_the_used_voxels_beats_random_and_its_reverse_does_not():
-    curves, removed = _toy_removal(1.0, (0.01, 0.5))
+    curves, removed, maps = _toy_removal(1.0, (0.01, 0.5))
     result = delta_aupc(curves)
     m = curves[curves["curve"] == "map"].set_index("q")["performance"]
     assert m.loc[0.0] == 1.0 and m.loc[0.1] == 0.5  # the 8 used voxels are in the top 10 %
     assert result["delta_aupc"] > 0.3 and result["performance_unperturbed"] == 1.0
-    # every baseline removes exactly as many voxels as the map, case by case and step by step
-    counts = removed.pivot_table(index=["case", "step"], columns="draw", values="removed")
-    assert (counts.nunique(axis=1) == 1).all()
-    reverse, _ = _toy_removal(0.001, (0.5, 1.0))  # the used voxels ranked last
+    # the voxels removed per case, draw and step are those the steps remove, counted here on every curve
+    for c, m in enumerate(maps):
+        step = removal_steps(m, removal_fractions(10))
+        steps = np.concatenate([step[None], baseline_steps(step, 15, 10, f"c{c}")])
+        got = removed[removed["case"] == f"c{c}"].pivot(index="draw", columns="step", values="removed")
+        np.testing.assert_array_equal(got.to_numpy(), (steps[:, None, :] <= np.arange(11)[None, :, None]).sum(-1))
+    reverse, _, _ = _toy_removal(0.001, (0.5, 1.0))  # the used voxels ranked last
     assert delta_aupc(reverse)["delta_aupc"] < 0
     assert len(curves) == 16 * 11 and set(curves["curve"]) == {"map", "baseline"}
+
+
+def _by_hand(model, layout, inputs, maps, labels, cfg, seed):
+    """Feature-removal performance per (curve, step) with every input built and run on its own."""
+    qs = removal_fractions(cfg["n_steps"])
+    prob = np.zeros((1 + cfg["baselines"], len(qs), len(inputs), 2), np.float32)
+    for c, (x, m) in enumerate(zip(inputs, maps)):
+        step = removal_steps(m, qs)
+        steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, f"c{c}")])
+        values = replacement_values(x, m, layout, cfg["replacement"], seed, f"c{c}")
+        for r in range(len(steps)):
+            for j in range(len(qs)):
+                xi = torch.from_numpy(np.where(steps[r] <= j, values, x)[None])
+                with torch.no_grad():
+                    prob[r, j, c] = torch.softmax(model(*layout.unflatten(xi)), 1)[0].numpy()
+    from clinxai.metrics.removal import performance
+
+    return performance(cfg["metric"], labels, prob, prob.argmax(-1))
+
+
+@pytest.mark.parametrize("how", ["zero", "sampled"])
+def test_inputs_no_curve_changes_run_once(how):
+    # a map positive everywhere removes every voxel at q = 1 (the replacement itself, for every curve), a map
+    # without a positive voxel removes nothing (the unchanged input at every step); only the unchanged input, and
+    # the replacement where it does not depend on the map, are shared with a second call on the same model
+    rng = np.random.default_rng(3)
+    layout = FlatLayout((torch.zeros(1, 2, 8, 8),))
+    labels = np.array([0, 1, 1])
+    inputs = [rng.normal(0, 1, layout.n).astype(np.float32) for _ in labels]
+    maps = [rng.uniform(0.1, 1, layout.n).astype(np.float32), np.zeros(layout.n, np.float32),
+            rng.normal(0, 1, layout.n).astype(np.float32)]
+    model = UsesVoxels(np.arange(0, 128, 5))
+    cfg = {"n_steps": 4, "baselines": 2, "replacement": how, "metric": "auc", "batch_size": 5}
+    predict = CountingPredictor(model, layout, fast=False)
+    shared = {}
+    curves, removed = removal_curves(predict, layout, ["c0", "c1", "c2"], inputs, maps, labels, cfg, 10, shared)
+    # case 0: unchanged + 3 steps x 3 curves + the replacement once; case 1: unchanged; case 2: 1 + 4 x 3
+    assert predict.seen == 11 + 1 + 13
+    expected = _by_hand(model, layout, inputs, maps, labels, cfg, 10)
+    np.testing.assert_allclose(curves["performance"].to_numpy().reshape(expected.shape), expected, atol=1e-12)
+    assert (removed.query("case == 'c1'")["removed"] == 0).all()
+    assert (removed.query("case == 'c0' and step == 4")["removed"] == layout.n).all()
+    predict.seen = 0
+    again, _ = removal_curves(predict, layout, ["c0", "c1", "c2"], inputs, maps, labels, cfg, 10, shared)
+    assert predict.seen == 9 + (how == "sampled") + 0 + 12 and again.equals(curves)
 
 
 def test_delta_aupc_is_baseline_area_minus_map_area():

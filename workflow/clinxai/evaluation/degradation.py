@@ -24,7 +24,7 @@ from ..inference import Batcher, FlatLayout, Predictor, resolve_device
 from ..io import save_csv
 from ..metrics.coherence import ranking
 from ..metrics.degradation import removal_step
-from ..metrics.removal import PERMUTATIONS
+from ..metrics.removal import MAP_DEPENDENT, PERMUTATIONS
 from ..models import load_checkpoint
 from ..progress import Progress
 from ..runtime import use_threads
@@ -33,7 +33,6 @@ from .perturbation import Perturber
 from .truthfulness import case_subset, processed_inputs_maps, test_set
 
 log = logging.getLogger("clinxai.degradation")
-MAP_DEPENDENT = ("sampled",)  # replacements whose values depend on the map: nothing shared between methods
 
 
 def degradation_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray],

@@ -14,8 +14,8 @@ import torch
 from ..inference import Batcher, FlatLayout
 from ..metrics import road
 from ..metrics.modality import all_subsets
-from ..metrics.removal import (DYNAMIC, baseline_steps, performance, removal_fractions, removal_steps,
-                               replacement_values)
+from ..metrics.removal import (DYNAMIC, MAP_DEPENDENT, baseline_steps, performance, removal_fractions,
+                               removal_steps, replacement_values)
 from ..progress import Progress
 
 log = logging.getLogger("clinxai.truthfulness")
@@ -75,61 +75,78 @@ class ClassProbabilities:
 
 
 def removal_curves(predict, layout: FlatLayout, cases: list[str], inputs: list[np.ndarray], maps: list[np.ndarray],
-                   labels: np.ndarray, cfg: dict, seed: int, unperturbed: dict | None = None,
+                   labels: np.ndarray, cfg: dict, seed: int, shared: dict | None = None,
                    label: str = "feature removal") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Perturbation curves of one map per case and of its random baselines, over the whole test set.
 
     `predict(flat B x N tensor) -> (prob B x classes, pred)`; `inputs` and `maps` are flat per case. `cfg`: n_steps,
-    baselines, replacement, metric, batch_size, neighbourhood_size, low_quantile. `unperturbed`: {case: (prob, pred)} of the
-    unchanged inputs, shared by the calls for several methods on one model (filled here when a case is missing).
+    baselines, replacement, metric, batch_size, neighbourhood_size, low_quantile, blur_sigma. `shared`: predictions of
+    inputs that do not depend on the map, filled here and reused by the calls for several methods (or replacements)
+    on one model: {case: (prob, pred)} of the unchanged input, {(case, replacement, parameters): (prob, pred)} of the
+    input with every voxel replaced.
     Returns (curves: one row per curve and step; removed: voxels removed per case, curve and step).
     """
 
     qs = removal_fractions(cfg["n_steps"])
-    n_curves, n_steps = 1 + cfg["baselines"], len(qs)
+    n_curves, n_steps, how = 1 + cfg["baselines"], len(qs), cfg["replacement"]
     prob = ClassProbabilities((n_curves, n_steps, len(cases)))
     pred = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    removed = np.zeros((n_curves, n_steps, len(cases)), np.int64)
-    unperturbed = {} if unperturbed is None else unperturbed
-    # (curve, step) items of a case; (0, 0) is the unperturbed input (no voxel has step <= 0), shared by all curves
-    perturbed = [(r, j) for r in range(n_curves) for j in range(1, n_steps)]
+    removed = np.zeros((n_steps, len(cases)), np.int64)
+    shared, local = ({} if shared is None else shared), {}
     bs = cfg["batch_size"]
     progress = Progress(len(cases), label, log)
     for c, (case, x, flat_map) in enumerate(zip(cases, inputs, maps)):
-        items = perturbed if case in unperturbed else [(0, 0)] + perturbed
-        if case in unperturbed:
-            prob[:, 0, c], pred[:, 0, c] = unperturbed[case]
         step = removal_steps(flat_map, qs)
-        steps = np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
-        # voxels removed by step j per curve: counts of each step value, accumulated (one pass per curve)
-        removed[:, :, c] = np.stack([np.bincount(np.minimum(s, n_steps), minlength=n_steps + 1)[:n_steps]
-                                     for s in steps]).cumsum(axis=1)
-        perturber = Perturber(x, flat_map, layout, cfg["replacement"], cfg, seed, case)
-        st = torch.from_numpy(steps)
+        # voxels removed by step j: one count for every curve (a baseline permutes the map's steps)
+        removed[:, c] = np.bincount(np.minimum(step, n_steps), minlength=n_steps + 1)[:n_steps].cumsum()
+        keys, scope = _shared_inputs(case, removed[:, c], layout.n, how, cfg)
+        store = {k: local if where == "map" else shared for k, where in scope.items()}
+        # each shared input not yet evaluated once (as curve 0 at its first step), then every other (curve, step)
+        todo = {}
+        for j, k in enumerate(keys):
+            if k is not None and k not in store[k] and k not in todo:
+                todo[k] = (0, j)
+        items = list(todo.values()) + [(r, j) for r in range(n_curves) for j in range(1, n_steps) if keys[j] is None]
+        if items:
+            steps = step[None] if all(r == 0 for r, _ in items) else \
+                np.concatenate([step[None], baseline_steps(step, cfg["baselines"], seed, case)])
+            perturber = Perturber(x, flat_map, layout, how, cfg, seed, case)
+            st = torch.from_numpy(steps)
+        got = {}
         # Batches go straight to the model (no concatenation); batches of 16-32 are faster per input than 64 on CPU
         # (activations stay in cache).
         for start in range(0, len(items), bs):
             chunk = items[start:start + bs]
             pb, pr = predict(perturber.batch(st, [i[0] for i in chunk], [i[1] for i in chunk]))
-            for (ri, ji), a, b in zip(chunk, pb, pr):
-                if ji == 0:
-                    prob[:, 0, c], pred[:, 0, c] = a, b
-                    unperturbed[case] = (a, b)
-                else:
-                    prob[ri, ji, c], pred[ri, ji, c] = a, b
+            got.update(zip(chunk, zip(pb, pr)))
+        for k, item in todo.items():
+            store[k][k] = got[item]
+        for j, k in enumerate(keys):
+            for r in range(n_curves):
+                prob[r, j, c], pred[r, j, c] = got[(r, j)] if k is None else store[k][k]
         progress.update()
-    if not (removed == removed[:1]).all():  # by construction; a failure here is a bug, not bad input
-        raise RuntimeError("baselines removed a different number of voxels than the map")
     perf = performance(cfg["metric"], labels, prob.array, pred)
     n_total = layout.n
     curves = pd.DataFrame([
         {"curve": "map" if r == 0 else "baseline", "draw": r, "step": j, "q": float(qs[j]),
-         "performance": float(perf[r, j]), "removed_fraction": float(removed[r, j].mean() / n_total)}
+         "performance": float(perf[r, j]), "removed_fraction": float(removed[j].mean() / n_total)}
         for r in range(n_curves) for j in range(n_steps)])
     removed_df = pd.DataFrame([
-        {"case": case, "draw": r, "step": j, "removed": int(removed[r, j, c])}
+        {"case": case, "draw": r, "step": j, "removed": int(removed[j, c])}
         for c, case in enumerate(cases) for r in range(n_curves) for j in range(n_steps)])
     return curves, removed_df
+
+
+def _shared_inputs(case: str, count: np.ndarray, n: int, how: str, cfg: dict) -> tuple[list, dict]:
+    """Per step, the key of an input that is the same for every curve (None where the curves differ), and per key
+    where it is shared ("model": by every map of the model, "map": by this map's curves only).
+
+    A step that removes nothing is the unchanged input (maps without a positive voxel); one that removes every voxel
+    is the replacement array itself (maps positive everywhere), unless the replacement is imputed per removed set.
+    """
+    full = (case, how, *(cfg.get(p) for p in ("neighbourhood_size", "low_quantile", "blur_sigma")))
+    keys = [case if k == 0 else full if k == n and how not in DYNAMIC else None for k in count]
+    return keys, {case: "model", full: "map" if how in MAP_DEPENDENT else "model"}
 
 
 def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], labels: np.ndarray, metric: str,
@@ -144,15 +161,23 @@ def subset_performance(predict, layout: FlatLayout, inputs: list[np.ndarray], la
             keep[s, slices[m]] = True
     keep_t = torch.from_numpy(keep)
     batcher = Batcher(predict, batch_size)
+    # a subset that keeps no voxel is the zero input, the same for every case: evaluated once (key case None)
+    empty = [s for s in range(len(subsets)) if not keep[s].any()]
+    rest = [s for s in range(len(subsets)) if keep[s].any()]
+    if empty:
+        batcher.add(torch.where(keep_t[empty[:1]], torch.from_numpy(inputs[0]), torch.zeros(())), [(empty[0], None)])
     for i, x in enumerate(inputs):
         xt = torch.from_numpy(x)
-        for start in range(0, len(subsets), batch_size):
-            idx = list(range(start, min(start + batch_size, len(subsets))))
+        for start in range(0, len(rest), batch_size):
+            idx = rest[start:start + batch_size]
             batcher.add(torch.where(keep_t[idx], xt, torch.zeros(())), [(s, i) for s in idx])
     batcher.flush()
     prob = ClassProbabilities((len(subsets), len(inputs)))
     pred = np.zeros((len(subsets), len(inputs)), np.int64)
     for (s, i), pb, pr in batcher.results:
-        prob[s, i], pred[s, i] = pb, pr
+        if i is None:
+            prob[empty, :], pred[empty, :] = pb, pr
+        else:
+            prob[s, i], pred[s, i] = pb, pr
     perf = performance(metric, labels, prob.array, pred)
     return pd.DataFrame({"subset": [list(c) for c in subsets], "size": [len(c) for c in subsets], "performance": perf})

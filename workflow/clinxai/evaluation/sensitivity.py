@@ -421,11 +421,11 @@ class SupervoxelMasks:
 
 def _removal(predict, layout, cases, inputs, labels, cfg, seed):
     """ΔAUPC of one setting's maps on the job's cases (clinxai.evaluation.perturbation)."""
-    flat_inputs, unperturbed = [layout.flatten(x).numpy() for x in inputs], {}
+    flat_inputs, shared = [layout.flatten(x).numpy() for x in inputs], {}
 
     def run(setting: str, maps: list) -> float:
         curves, _ = removal_curves(predict, layout, cases, flat_inputs, [layout.flatten_map(m) for m in maps],
-                                   labels, cfg, seed, unperturbed)
+                                   labels, cfg, seed, shared)
         return delta_aupc(curves)["delta_aupc"]
 
     return run

@@ -88,7 +88,8 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
-    tables, unperturbed = {}, {}  # the unchanged inputs' predictions: one forward pass per case, not per method
+    # the predictions of inputs no map changes (unchanged, every voxel replaced): once per case, not per method
+    tables, shared = {}, {}
     for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
         t0 = time.perf_counter()
         flat_maps, sums = [], []
@@ -97,7 +98,7 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
             sums.append({"seed": seed, "case": case, "method": method, "status": status,
                          "identical": identical_across_modalities(parts),
                          **{f"mi_{n}": v for n, v in zip(names, modality_sums(parts))}})
-        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed, unperturbed,
+        c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels, cfg, seed, shared,
                               f"{task} seed {seed} {method} feature removal")
         s = delta_aupc(c)
         log.info("%s %s seed %d: AUPC(H) %.3f AUPC(Hb) %.3f ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed,
@@ -159,14 +160,14 @@ def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], c
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, resolve_device(device),
                         fast=cfg["fast"])
-    tables, unperturbed = [], {}
+    tables, shared = [], {}
     for method, maps_path in zip(methods, maps):
         flat_maps = [layout.flatten_map(parts) for _, parts, _ in
                      processed_inputs_maps(maps_path, method, cases, inputs, post_cfg)]
         for replacement in cfg["replacements"]:
             t0 = time.perf_counter()
             c, _ = removal_curves(predict, layout, cases, flat_inputs, flat_maps, labels,
-                                  {**cfg, "replacement": replacement}, seed, unperturbed,
+                                  {**cfg, "replacement": replacement}, seed, shared,
                                   f"{task} seed {seed} {method} removal ({replacement})")
             log.info("%s %s seed %d, %s: ΔAUPC %.3f (%d cases, %.1f s)", task, method, seed, replacement,
                      delta_aupc(c)["delta_aupc"], len(cases), time.perf_counter() - t0)
