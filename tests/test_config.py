@@ -128,3 +128,16 @@ def test_batching_per_task_overrides_the_shared_values_and_is_checked():
         validate_config(cfg(heatmaps__batching__per_task={"synthetc": {"batch_size": 4}}))
     with pytest.raises(ConfigError, match=r"heatmaps\.batching\.per_task\.knee\.perturbations_per_eval = 0"):
         validate_config(cfg(heatmaps__batching__per_task={"knee": {"perturbations_per_eval": 0}}))
+
+
+def test_removal_batch_size_is_one_number_or_one_per_task():
+    from clinxai.config import removal_batch, removal_cfg
+
+    assert removal_batch(DEMO, "knee") == 32 and removal_cfg(DEMO, "glioma")["batch_size"] == 16
+    validate_config(cfg(truthfulness__batch_size=8))
+    assert removal_batch(cfg(truthfulness__batch_size=8), "knee") == 8
+    assert removal_batch(cfg(truthfulness__batch_size={"knee": 24}), "glioma") == 16  # a task left out
+    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size"):
+        validate_config(cfg(truthfulness__batch_size={"kne": 32}))
+    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size"):
+        validate_config(cfg(truthfulness__batch_size=0))

@@ -231,6 +231,12 @@ def task_batching(config: dict, task: str) -> dict:
     return {**batching, **(per_task.get(task) or {})}
 
 
+def removal_batch(config: dict, task: str) -> int:
+    """`truthfulness.batch_size`: one number, or one per task (a task missing from the mapping takes 16)."""
+    size = config["truthfulness"]["batch_size"]
+    return int(size.get(task, 16) if isinstance(size, dict) else size)
+
+
 def removal_cfg(config: dict, task: str) -> dict:
     """The truthfulness config as the removal functions take it for one task (the blur and ROAD parameters only
     where the task uses them, so that finished jobs of the others keep their params)."""
@@ -242,7 +248,7 @@ def removal_cfg(config: dict, task: str) -> dict:
     return {**extra, "n_steps": r["n_steps"], "baselines": r["baselines"],
             "replacement": how,
             "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
-            "metric": task_setting(config, "truthfulness.metric", task), "batch_size": truth["batch_size"],
+            "metric": task_setting(config, "truthfulness.metric", task), "batch_size": removal_batch(config, task),
             "fast": truth["fast"]}
 
 
@@ -256,7 +262,7 @@ def degradation_cfg(config: dict, task: str) -> dict:
             "neighbourhood": {"neighbourhood_size": removal["neighbourhood_size"]},
             "sampled": {"low_quantile": removal["low_quantile"]}}.get(how, {})
     return {"steps": d["steps"], "random_orderings": d["random_orderings"], "perturbation": how, **used,
-            "max_cases": d["max_cases"], "batch_size": config["truthfulness"]["batch_size"],
+            "max_cases": d["max_cases"], "batch_size": removal_batch(config, task),
             "fast": config["truthfulness"]["fast"]}
 
 
