@@ -137,7 +137,9 @@ def test_removal_batch_size_is_one_number_or_one_per_task():
     validate_config(cfg(truthfulness__batch_size=8))
     assert removal_batch(cfg(truthfulness__batch_size=8), "knee") == 8
     assert removal_batch(cfg(truthfulness__batch_size={"knee": 24}), "glioma") == 16  # a task left out
-    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size"):
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) truthfulness\.batch_size\.kne; allowed here: glioma"):
         validate_config(cfg(truthfulness__batch_size={"kne": 32}))
-    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size"):
+    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size\.knee = 0: 0 is less than the minimum of 1"):
+        validate_config(cfg(truthfulness__batch_size={"knee": 0}))
+    with pytest.raises(ConfigError, match=r"truthfulness\.batch_size = 0: 0 is less than the minimum of 1"):
         validate_config(cfg(truthfulness__batch_size=0))

@@ -100,7 +100,7 @@ def renamed_config():
     c["training"] = {"device": "cpu", "brain3d": c["training"]["glioma"]}
     for section in (c["heatmaps"]["exclude"], c["heatmaps"]["params"], c["heatmaps"]["supervoxels"],
                     c["heatmaps"]["postprocess"]["smooth_sigma"], c["heatmaps"]["batching"].setdefault("per_task", {}),
-                    c["truthfulness"]["metric"],
+                    c["truthfulness"]["metric"], c["truthfulness"]["batch_size"],
                     c["truthfulness"]["removal"]["replacement"], c["plausibility"]["phi_normalisation"],
                     c["plausibility"]["mask_dilation"]):
         section.clear()

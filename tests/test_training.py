@@ -45,8 +45,16 @@ def test_channels_last_training_matches_the_default_layout_and_saves_contiguous_
     train_model("glioma", KINDS["glioma"], 10, glioma_data, {**CFG, "train": {**TRAIN, "channels_last": False}}, out)
     sa, sb = (torch.load(o["checkpoint"], weights_only=True)["state_dict"] for o in (a, out))
     assert all(v.is_contiguous() for v in sa.values())
-    # the same training up to float rounding: two epochs of a tiny model stay within 1e-3 of each other
-    assert max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa) < 1e-3
+    # the same training up to float rounding, except where Adam amplifies the rounding: a convolution's bias before a
+    # BatchNorm has a gradient of exactly zero (the norm subtracts it), so its float gradient is noise whose sign Adam
+    # turns into a step of about lr either way (CI saw 1.7e-3 after two steps); it and the running mean after it are
+    # left out, every other weight stays within 1e-4 (measured: 3e-6)
+    modules = list(load_checkpoint(a["checkpoint"], task="glioma").named_modules())
+    noise = {k for (conv, m), (norm, n) in zip(modules, modules[1:])
+             if isinstance(m, torch.nn.Conv3d) and isinstance(n, torch.nn.BatchNorm3d)
+             for k in (f"{conv}.bias", f"{norm}.running_mean")}
+    assert len(noise) == 6 and noise <= set(sa)
+    assert max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa if k not in noise) < 1e-4
     pa, pb = pd.read_csv(a["predictions"]), pd.read_csv(out["predictions"])
     assert (pa["prob_1"] - pb["prob_1"]).abs().max() < 1e-3
 

@@ -31,6 +31,10 @@ def _describe(err: jsonschema.ValidationError) -> str:
                 f"allowed here: {', '.join(allowed)}")
     if err.validator == "required":
         return f"config key {key}: {err.message}"
+    if err.validator in ("oneOf", "anyOf"):  # the branch of the value's own type says what is wrong with it
+        own = [e for e in err.context or [] if e.validator != "type"]
+        if own:
+            return "; ".join(_describe(e) for e in own)
     expected = err.schema.get("description") or _expected(err.schema)
     return f"config key {key} = {err.instance!r}: {err.message}" + (f" (expected {expected})" if expected else "")
 
