@@ -228,10 +228,11 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
         parts = mask if isinstance(mask, list) else [mask]
         return tuple(torch.from_numpy(np.asarray(p)).long()[None].to(device) for p in parts)
 
+    seeds_per_case = getattr(explainer, "seeds_per_case", False)  # own sampled methods that seed each case
     if method.needs_case_batch:
         n_groups = max(1, int(np.ceil(len(cases) / batching.get("permutation_batch", 4))))
         groups = np.array_split(np.arange(len(cases)), n_groups)
-    elif method.batch_of_cases and not method.sampled:
+    elif method.batches_cases(batching.get("fast", True)) and (not method.sampled or seeds_per_case):
         size = max(1, int(batching.get("batch_size", 8)))
         groups = [np.arange(i, min(i + size, len(cases))) for i in range(0, len(cases), size)]
     else:
@@ -257,6 +258,9 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
         else:
             m = None
         kw = _kwargs(method, params, x, m, batching, gen)
+        if seeds_per_case:  # the same draws per case as a call of its own (seeded above) would make
+            kw.update(case_seeds=[case_seed(seed, method_name, cases[i]) for i in g],
+                      samples_per_pass=batching.get(explainer.batch_key))
         t0 = time.perf_counter()
         attr = explainer.attribute(x, target=target, **kw)
         if device != "cpu" and torch.cuda.is_available():

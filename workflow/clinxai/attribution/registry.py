@@ -40,7 +40,8 @@ class Method:
     sampled: bool = False            # random draws: seeded per case
     model_agnostic: bool = False     # needs only forward passes
     modality_specific: bool = True   # False: identical map on every modality (MI correlation undefined)
-    batch_of_cases: bool = False     # one call explains several cases (gradient methods)
+    batch_of_cases: bool = False     # one call explains several cases (gradient methods; a sampled one only where
+    #                                  its own implementation seeds each case itself)
     needs_case_batch: bool = False   # FeaturePermutation permutes features across cases
     local_window: bool = False       # occludes local windows: incremental inference where the model allows it
     own: str | None = None           # clinxai's implementation replacing captum's: "<module>.<class>" in attribution/
@@ -52,6 +53,11 @@ class Method:
     grid: tuple = ()                 # Vary entries: the hyperparameter-dependence grid (none: nothing to tune)
     about: str = ""                  # what the method computes (the saliency card's methodology paragraph)
     meaning: str = ""                # what a map value means (the card's semantic directness)
+
+    def batches_cases(self, fast: bool = True) -> bool:
+        """Whether one call explains several cases: a sampled method only through its own implementation (`fast`),
+        which seeds each case's draws itself."""
+        return self.batch_of_cases and (not self.sampled or (fast and self.own is not None))
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -87,7 +93,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            meaning=("The voxel's share of the logit difference between the input and the baseline; the shares add up"
                     " to that difference.")),
     Method("GradientShap", "GradientShap", "gradient", {"baselines": 0.0, "n_samples": 5, "stdevs": 0.0},
-           sampled=True, count_param="n_samples", passes="samples", baseline_tensors=True,
+           sampled=True, count_param="n_samples", passes="samples", baseline_tensors=True, batch_of_cases=True,
+           own="gradient_shap.GradientShap",
            grid=(Vary("n_samples", SCALE, True), Vary("baselines", ("mean", "blurred"))),
            about=("Expected gradients times input differences over baselines and random points on the path (Lundberg"
                   " & Lee 2017)."),

@@ -82,7 +82,7 @@ def _explain_and_save(task, kind, seed, method, model, pred, cases, inputs, mask
         rows.append({"case": case, "label": int(pred.loc[case, "label"]), "pred": int(pred.loc[case, "pred"]),
                      "method": method, "seed": seed, "status": status, "raw_status": raw, "seconds": sec,
                      "device": dev, "threads": torch.get_num_threads(),
-                     "batch_size": batching.get("batch_size") if m.batch_of_cases and not m.sampled else 1,
+                     "batch_size": batching.get("batch_size") if m.batches_cases(batching.get("fast", True)) else 1,
                      "perturbations_per_eval": batching.get("perturbations_per_eval") if m.family == "perturbation" else "",
                      "implementation": used[0] if used else "",
                      "captum": captum.__version__, "torch": torch.__version__})

@@ -1,0 +1,81 @@
+"""GradientShap for a batch of cases, each with its own seed: captum draws a case's samples from numpy's and torch's
+global generators, so clinxai called it one case at a time — five samples per forward + backward pass, where a small
+model needs larger batches to fill the CPU. This class makes each case's draws exactly as captum would for that case
+alone (after seeding with the case's seed), then evaluates several cases' samples per pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _seed(seed: int) -> None:
+    # every generator captum's GradientShap draws from, as clinxai.attribution.explain seeds them per case
+    import random
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class GradientShap:
+    """captum's GradientShap (SmoothGrad over InputBaselineXGradient, a baseline drawn per sample) on a batch of
+    cases. `baselines` hold one row per case (that case's baseline distribution of one) or rows shared by every case;
+    `case_seeds` seed each case's draws; `samples_per_pass` caps the samples of one forward + backward pass (whole
+    cases per pass, all of a case's samples in one, as in captum's call)."""
+
+    implementation = "clinxai, cases batched with per-case seeds"
+    seeds_per_case = True
+    batch_key = "internal_batch_size"  # heatmaps.batching: samples per pass
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def attribute(self, inputs, target, baselines, n_samples: int = 5, stdevs: float = 0.0, case_seeds=None,
+                  samples_per_pass: int | None = None):
+        single = isinstance(inputs, torch.Tensor)
+        inputs = (inputs,) if single else tuple(inputs)
+        baselines = (baselines,) if isinstance(baselines, torch.Tensor) else tuple(baselines)
+        n_cases = inputs[0].shape[0]
+        if case_seeds is None or len(case_seeds) != n_cases:
+            raise ValueError(f"GradientShap needs one seed per case: {n_cases} cases, seeds {case_seeds}")
+        per_case = [b.shape[0] == n_cases for b in baselines]
+        if any(b.shape[0] not in (1, n_cases) for b in baselines):
+            raise ValueError(f"GradientShap baselines need 1 or {n_cases} rows (one per case): "
+                             f"{[b.shape[0] for b in baselines]}")
+        stdevs = stdevs if isinstance(stdevs, tuple) else (stdevs,) * len(inputs)
+        target = torch.as_tensor(target, device=inputs[0].device).reshape(-1).expand(n_cases)
+
+        # captum's order per case: a baseline index per sample for each input (numpy), the noise for each input
+        # (torch; with a deviation of 0 it is 0 and its draws feed nothing else), the interpolation points (numpy)
+        rows, noise, alphas = [], [], []
+        for i, s in enumerate(case_seeds):
+            _seed(int(s))
+            rows.append([torch.as_tensor(np.random.choice(1 if own else b.shape[0], n_samples)) + (i if own else 0)
+                         for b, own in zip(baselines, per_case)])
+            noise.append([torch.normal(0, torch.tensor(sd, device=x.device).repeat((n_samples, *x.shape[1:])))
+                          if sd else None for x, sd in zip(inputs, stdevs)])
+            alphas.append(torch.tensor(np.random.uniform(0.0, 1.0, n_samples), dtype=inputs[0].dtype))
+
+        per_pass = max(1, (samples_per_pass or n_samples) // n_samples)  # whole cases per pass
+        out = [torch.empty_like(x) for x in inputs]
+        for start in range(0, n_cases, per_pass):
+            cases = range(start, min(start + per_pass, n_cases))
+            ci = torch.arange(start, cases.stop, device=inputs[0].device).repeat_interleave(n_samples)
+            noisy = [x.index_select(0, ci) for x in inputs]
+            for k in range(len(inputs)):
+                if noise[start][k] is not None:
+                    noisy[k] = noisy[k] + torch.cat([noise[i][k] for i in cases])
+            base = [b.index_select(0, torch.cat([rows[i][k] for i in cases]).to(b.device))
+                    for k, b in enumerate(baselines)]
+            a = torch.cat([alphas[i] for i in cases]).to(inputs[0].device)
+            scaled = tuple((a.view(-1, *[1] * (x.dim() - 1)) * x + (1.0 - a.view(-1, *[1] * (x.dim() - 1))) * b)
+                           .requires_grad_() for x, b in zip(noisy, base))
+            with torch.enable_grad():
+                chosen = self.model(*scaled).gather(1, target.index_select(0, ci)[:, None])
+                grads = torch.autograd.grad(torch.unbind(chosen), scaled)
+            for k, (x, b, g) in enumerate(zip(noisy, base, grads)):
+                attr = (x - b) * g
+                out[k][start:cases.stop] = attr.view(len(cases), n_samples, *attr.shape[1:]).sum(dim=1) * 1 / n_samples
+        return out[0] if single else tuple(out)
