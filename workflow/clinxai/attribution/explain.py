@@ -5,8 +5,10 @@ and synthetic (1 x C x H x W), `(axial, coronal, sagittal)` for the knee (1 x S 
 list of per-modality arrays (channels, or knee views); GradCAM returns its single layer map.
 
 Batching: deterministic gradient methods explain `batch_size` cases per call. Sampled methods run one case per
-call with a per-case seed, so a map does not depend on the batch or shard it was computed in. Perturbation methods
-evaluate `perturbations_per_eval` perturbed copies per forward pass.
+call with a per-case seed, so a map's draws do not depend on the batch or shard it was computed in; an own sampled
+implementation that seeds each case itself (`seeds_per_case`: GradientShap) takes `batch_size` cases per call with
+the same draws (the numbers then differ only by the float rounding of a larger batch, as for Gradient). Perturbation
+methods evaluate `perturbations_per_eval` perturbed copies per forward pass.
 """
 
 from __future__ import annotations
