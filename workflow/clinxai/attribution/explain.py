@@ -119,13 +119,18 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
     return cls(model)
 
 
-def _gaussian_baseline(inputs, gen: torch.Generator):
-    """Per-channel Gaussian noise N(mean_c, std_c) of the case itself (Occlusion's reference baseline)."""
+def _gaussian_baseline(inputs, gen: torch.Generator | list):
+    """Per-channel Gaussian noise N(mean_c, std_c) of the case itself (Occlusion's reference baseline). `gen`: one
+    generator for the batch, or one per case (a batch whose cases each draw as if alone)."""
     out = []
     for x in inputs:
         dims = tuple(range(2, x.dim())) if x.dim() > 3 else tuple(range(1, x.dim()))
         mean, std = x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True)
-        out.append(mean + std * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device))
+        if isinstance(gen, list):
+            z = torch.cat([torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype) for g in gen])
+        else:
+            z = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        out.append(mean + std * z.to(x.device))
     return tuple(out)
 
 
@@ -156,7 +161,7 @@ def implementation(explainer) -> str:
     return "captum" + (", BatchNorm folded" if getattr(getattr(explainer, "forward_func", None), "folded", False) else "")
 
 
-def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator) -> dict:
+def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator | list) -> dict:
     kw = dict(params)
     if method.feature_mask:
         kw["feature_mask"] = masks
@@ -259,6 +264,8 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
                 m = tuple(torch.cat(t) for t in zip(*[mask_tensors(masks[i]) for i in g]))
         else:
             m = None
+        if seeds_per_case:  # a drawn baseline too, per case: what a call of its own would draw
+            gen = [torch.Generator().manual_seed(case_seed(seed, method_name, cases[i])) for i in g]
         kw = _kwargs(method, params, x, m, batching, gen)
         if seeds_per_case:  # the same draws per case as a call of its own (seeded above) would make
             kw.update(case_seeds=[case_seed(seed, method_name, cases[i]) for i in g],

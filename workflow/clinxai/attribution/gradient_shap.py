@@ -44,19 +44,23 @@ class GradientShap:
         if any(b.shape[0] not in (1, n_cases) for b in baselines):
             raise ValueError(f"GradientShap baselines need 1 or {n_cases} rows (one per case): "
                              f"{[b.shape[0] for b in baselines]}")
-        stdevs = stdevs if isinstance(stdevs, tuple) else (stdevs,) * len(inputs)
+        stdevs = tuple(stdevs) if isinstance(stdevs, (tuple, list)) else (stdevs,) * len(inputs)
+        if len(stdevs) != len(inputs):
+            raise ValueError(f"GradientShap stdevs {stdevs}: one deviation, or one per input ({len(inputs)})")
         target = torch.as_tensor(target, device=inputs[0].device).reshape(-1).expand(n_cases)
 
         # captum's order per case: a baseline index per sample for each input (numpy), the noise for each input
-        # (torch; with a deviation of 0 it is 0 and its draws feed nothing else), the interpolation points (numpy)
-        rows, noise, alphas = [], [], []
+        # (torch), the interpolation points (numpy). The numpy draws are made here; torch's, which nothing else in
+        # the call draws from, per pass (so that no case's noise is held longer than its pass), reseeded per case.
+        # A deviation of 0 draws zeros that still advance the generator: drawn up to the last non-zero one, none
+        # after it (then an input keeps the sign of a zero that captum's + 0 noise would make positive).
+        rows, alphas = [], []
         for i, s in enumerate(case_seeds):
             _seed(int(s))
             rows.append([torch.as_tensor(np.random.choice(1 if own else b.shape[0], n_samples)) + (i if own else 0)
                          for b, own in zip(baselines, per_case)])
-            noise.append([torch.normal(0, torch.tensor(sd, device=x.device).repeat((n_samples, *x.shape[1:])))
-                          if sd else None for x, sd in zip(inputs, stdevs)])
             alphas.append(torch.tensor(np.random.uniform(0.0, 1.0, n_samples), dtype=inputs[0].dtype))
+        drawn = max((k + 1 for k, sd in enumerate(stdevs) if sd), default=0)  # inputs whose noise is drawn
 
         per_pass = max(1, (samples_per_pass or n_samples) // n_samples)  # whole cases per pass
         out = [torch.empty_like(x) for x in inputs]
@@ -64,9 +68,16 @@ class GradientShap:
             cases = range(start, min(start + per_pass, n_cases))
             ci = torch.arange(start, cases.stop, device=inputs[0].device).repeat_interleave(n_samples)
             noisy = [x.index_select(0, ci) for x in inputs]
-            for k in range(len(inputs)):
-                if noise[start][k] is not None:
-                    noisy[k] = noisy[k] + torch.cat([noise[i][k] for i in cases])
+            noise = [[] for _ in range(drawn)]
+            for i in cases if drawn else ():
+                torch.manual_seed(int(case_seeds[i]))
+                for k in range(drawn):
+                    x = inputs[k]
+                    noise[k].append(torch.normal(0, torch.tensor(stdevs[k], device=x.device)
+                                                 .repeat((n_samples, *x.shape[1:]))))
+            for k in range(drawn):
+                noisy[k] = noisy[k] + torch.cat(noise[k])
+            del noise
             base = [b.index_select(0, torch.cat([rows[i][k] for i in cases]).to(b.device))
                     for k, b in enumerate(baselines)]
             a = torch.cat([alphas[i] for i in cases]).to(inputs[0].device)
