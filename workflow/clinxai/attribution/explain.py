@@ -36,6 +36,14 @@ def case_seed(seed: int, method: str, case: str) -> int:
     return (zlib.crc32(f"{method}/{case}".encode()) + 1_000_003 * int(seed)) % (2**31 - 1)
 
 
+def seed_globals(seed: int) -> None:
+    """Every global generator a method may draw from: captum's GradientShap draws its interpolation points from
+    numpy's, which a fresh process seeds from the OS (two identical runs gave different maps)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def explainable(model: nn.Module) -> nn.Module:
     """Eval mode and out-of-place ReLUs (captum's hooks for DeepLift/GuidedBackprop need them)."""
     for m in model.modules():
@@ -249,12 +257,9 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
     progress = Progress(len(cases), method_name, log)
     for g in groups:
         g = [int(i) for i in g]
-        gen = torch.Generator().manual_seed(case_seed(seed, method_name, cases[g[0]]))
-        # every generator a method may draw from: captum's GradientShap draws its interpolation points from numpy's
-        # global generator, which a fresh process seeds from the OS (two identical runs gave different maps)
-        torch.manual_seed(case_seed(seed, method_name, cases[g[0]]))
-        np.random.seed(case_seed(seed, method_name, cases[g[0]]))
-        random.seed(case_seed(seed, method_name, cases[g[0]]))
+        seeds = [case_seed(seed, method_name, cases[i]) for i in g]
+        gen = torch.Generator().manual_seed(seeds[0])
+        seed_globals(seeds[0])
         x = tuple(torch.cat([inputs[i][k] for i in g]).to(device) for k in range(len(inputs[0])))
         target = torch.tensor([targets[i] for i in g], device=device)
         if method.feature_mask:
@@ -264,12 +269,11 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
                 m = tuple(torch.cat(t) for t in zip(*[mask_tensors(masks[i]) for i in g]))
         else:
             m = None
-        if seeds_per_case:  # a drawn baseline too, per case: what a call of its own would draw
-            gen = [torch.Generator().manual_seed(case_seed(seed, method_name, cases[i])) for i in g]
+        if seeds_per_case:  # each case draws (a drawn baseline too) what a call of its own would draw
+            gen = [torch.Generator().manual_seed(s) for s in seeds]
         kw = _kwargs(method, params, x, m, batching, gen)
-        if seeds_per_case:  # the same draws per case as a call of its own (seeded above) would make
-            kw.update(case_seeds=[case_seed(seed, method_name, cases[i]) for i in g],
-                      samples_per_pass=batching.get(explainer.batch_key))
+        if seeds_per_case:
+            kw.update(case_seeds=seeds, samples_per_pass=batching.get(explainer.batch_key))
         t0 = time.perf_counter()
         attr = explainer.attribute(x, target=target, **kw)
         if device != "cpu" and torch.cuda.is_available():

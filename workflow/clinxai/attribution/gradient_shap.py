@@ -9,14 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def _seed(seed: int) -> None:
-    # every generator captum's GradientShap draws from, as clinxai.attribution.explain seeds them per case
-    import random
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
+from .explain import seed_globals
 
 
 class GradientShap:
@@ -56,7 +49,7 @@ class GradientShap:
         # after it (then an input keeps the sign of a zero that captum's + 0 noise would make positive).
         rows, alphas = [], []
         for i, s in enumerate(case_seeds):
-            _seed(int(s))
+            seed_globals(int(s))  # as explain seeds a case's own call
             rows.append([torch.as_tensor(np.random.choice(1 if own else b.shape[0], n_samples)) + (i if own else 0)
                          for b, own in zip(baselines, per_case)])
             alphas.append(torch.tensor(np.random.uniform(0.0, 1.0, n_samples), dtype=inputs[0].dtype))
@@ -81,8 +74,8 @@ class GradientShap:
             base = [b.index_select(0, torch.cat([rows[i][k] for i in cases]).to(b.device))
                     for k, b in enumerate(baselines)]
             a = torch.cat([alphas[i] for i in cases]).to(inputs[0].device)
-            scaled = tuple((a.view(-1, *[1] * (x.dim() - 1)) * x + (1.0 - a.view(-1, *[1] * (x.dim() - 1))) * b)
-                           .requires_grad_() for x, b in zip(noisy, base))
+            shaped = [a.view(-1, *[1] * (x.dim() - 1)) for x in noisy]
+            scaled = tuple((c * x + (1.0 - c) * b).requires_grad_() for c, x, b in zip(shaped, noisy, base))
             with torch.enable_grad():
                 chosen = self.model(*scaled).gather(1, target.index_select(0, ci)[:, None])
                 grads = torch.autograd.grad(torch.unbind(chosen), scaled)
