@@ -116,4 +116,5 @@ def test_explain_batches_cases_and_keeps_each_cases_map(baselines):
 
 def test_the_registry_says_which_methods_batch_cases():
     assert METHODS["GradientShap"].batches_cases(fast=True) and not METHODS["GradientShap"].batches_cases(fast=False)
-    assert METHODS["Gradient"].batches_cases(fast=False) and not METHODS["SmoothGrad"].batches_cases(fast=True)
+    assert METHODS["SmoothGrad"].batches_cases(fast=True) and not METHODS["SmoothGrad"].batches_cases(fast=False)
+    assert METHODS["Gradient"].batches_cases(fast=False) and not METHODS["Occlusion"].batches_cases(fast=True)

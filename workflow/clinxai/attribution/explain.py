@@ -6,9 +6,9 @@ list of per-modality arrays (channels, or knee views); GradCAM returns its singl
 
 Batching: deterministic gradient methods explain `batch_size` cases per call. Sampled methods run one case per
 call with a per-case seed, so a map's draws do not depend on the batch or shard it was computed in; an own sampled
-implementation that seeds each case itself (`seeds_per_case`: GradientShap) takes `batch_size` cases per call with
-the same draws (the numbers then differ only by the float rounding of a larger batch, as for Gradient). Perturbation
-methods evaluate `perturbations_per_eval` perturbed copies per forward pass.
+implementation that seeds each case itself (`seeds_per_case`: GradientShap, SmoothGrad) takes `batch_size` cases
+per call with the same draws (the numbers then differ only by the float rounding of a larger batch, as for
+Gradient). Perturbation methods evaluate `perturbations_per_eval` perturbed copies per forward pass.
 """
 
 from __future__ import annotations
@@ -273,6 +273,7 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
             gen = [torch.Generator().manual_seed(s) for s in seeds]
         kw = _kwargs(method, params, x, m, batching, gen)
         if seeds_per_case:
+            kw.pop(BATCH_KWARGS.get(method_name), None)  # captum's per-case batching key: the own class's below
             kw.update(case_seeds=seeds, samples_per_pass=batching.get(explainer.batch_key))
         t0 = time.perf_counter()
         attr = explainer.attribute(x, target=target, **kw)

@@ -67,7 +67,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            meaning=("How fast the logit changes when the voxel's intensity changes, at this input only (local, "
                     "signed).")),
     Method("SmoothGrad", "NoiseTunnel", "gradient", {"nt_type": "smoothgrad", "nt_samples": 10, "stdevs": 1.0},
-           wraps="Saliency", sampled=True, count_param="nt_samples", passes="samples",
+           wraps="Saliency", sampled=True, count_param="nt_samples", passes="samples", batch_of_cases=True,
+           own="smooth_grad.SmoothGrad",
            grid=(Vary("stdevs", SCALE, True), Vary("nt_samples", SCALE, True)),
            about=("The mean absolute gradient over copies of the input with Gaussian noise added (Smilkov et al. "
                   "2017)."),
