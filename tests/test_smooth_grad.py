@@ -113,3 +113,13 @@ def test_explain_batches_cases_and_keeps_each_cases_map():
             assert np.abs(b).max() > 0 and np.abs(a - b).max() <= 1e-7 + 1e-5 * np.abs(b).max()
     # a pass of 4 holds one case: c alone and c batched give the same numbers as each other
     assert all(np.array_equal(a, b) for a, b in zip(runs[2][0], runs[3][2]))
+
+
+def test_a_double_input_keeps_its_precision_as_in_captum():
+    model = _model(GeneNet3D(1, (8, 8, 8), (4,), 8)).double()
+    x = torch.randn(2, 1, 8, 8, 8, dtype=torch.float64)
+    expected = _captum_per_case(model, (x,), [0, 1], nt_samples=3, stdevs=0.5)
+    got = SmoothGrad(ca.Saliency(model)).attribute((x,), [0, 1], nt_samples=3, stdevs=0.5, case_seeds=SEEDS[:2],
+                                                   samples_per_pass=3)
+    assert got[0].dtype == torch.float64
+    _check(got, expected, True)

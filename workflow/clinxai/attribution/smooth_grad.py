@@ -58,8 +58,12 @@ class SmoothGrad:
                     torch.manual_seed(int(case_seeds[i]))
                     seeded.add(i)
                 for j, (x, sd) in enumerate(zip(inputs, stdevs)):  # every input draws, a deviation of 0 too
-                    noise = torch.normal(0, torch.tensor(sd, device=x.device).repeat((k, *x.shape[1:])))
-                    noisy[j].append(x[i:i + 1].repeat_interleave(k, dim=0) + noise)
+                    # captum's torch.normal(0, a tensor of the deviation) draws the same numbers on a CPU (tested)
+                    # from a full-size tensor of the deviation, taking twice as long (7.8 against 15.3 ms per
+                    # glioma demo case, 13 % of its passes' time)
+                    noise = torch.empty((k, *x.shape[1:]), device=x.device).normal_(0, sd)
+                    case = x[i:i + 1]
+                    noisy[j].append(noise.add_(case) if case.dtype == noise.dtype else case + noise)  # as captum
             noisy = tuple(torch.cat(parts).requires_grad_() for parts in noisy)
             ci = torch.tensor([i for i, k in chunks for _ in range(k)], device=inputs[0].device)
             with torch.enable_grad():
