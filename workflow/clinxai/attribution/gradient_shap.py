@@ -66,8 +66,8 @@ class GradientShap:
                 torch.manual_seed(int(case_seeds[i]))
                 for k in range(drawn):
                     x = inputs[k]
-                    noise[k].append(torch.normal(0, torch.tensor(stdevs[k], device=x.device)
-                                                 .repeat((n_samples, *x.shape[1:]))))
+                    # the numbers of captum's torch.normal(0, a full-size tensor of the deviation), in half the time
+                    noise[k].append(torch.empty((n_samples, *x.shape[1:]), device=x.device).normal_(0, stdevs[k]))
             for k in range(drawn):
                 noisy[k] = noisy[k] + torch.cat(noise[k])
             del noise
