@@ -113,3 +113,27 @@ def test_explain_uses_them_unless_fast_is_off():
                         {"perturbations_per_eval": 5, "fast": fast})[0] for fast in (True, False)]
         for own, ref in zip(*runs):  # the same seeded draws per case: the same maps
             _close(np.stack(own), np.stack(ref))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_coefficients_to_maps_equal_captums_loop(dtype):
+    """The gather that turns the surrogate's coefficients into maps gives captum's values bit for bit (incl. a
+    coefficient of -0.0, broadcast masks, several inputs, a leading dimension of one); a non-finite coefficient takes
+    captum's loop, which spreads it to every voxel."""
+    own = surrogate.Lime(_model(), interpretable_model=SkLearnLinearRegression())
+    ref = ca.Lime(_model(), interpretable_model=SkLearnLinearRegression())
+    torch.manual_seed(4)
+    inputs = (torch.randn(1, 2, 6, 6, 4), torch.randn(1, 3, 5, 5))
+    masks = (_mask((1, 1, 6, 6, 4), 5), _mask((1, 3, 5, 5), 4, 1) + 5)  # ids 0..8, the first mask broadcast
+    coefs = torch.randn(1, 9, dtype=dtype)
+    coefs[0, 2] = -0.0
+    for args in (((inputs[0],), (masks[0],), coefs[:, :5], 5, False), (inputs, masks, coefs, 9, True)):
+        for lead in (False, True):
+            got = own._convert_output_shape(*args, leading_dim_one=lead)
+            expected = ref._convert_output_shape(*args, leading_dim_one=lead)
+            for a, b in zip(*(t if isinstance(t, tuple) else (t,) for t in (got, expected))):
+                assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+                assert not torch.signbit(a).logical_and(a == 0).any()  # no -0.0, as in captum's sum
+    coefs[0, 1] = float("nan")
+    got = own._convert_output_shape(inputs, masks, coefs, 9, True)
+    assert all(torch.isnan(a).all() for a in got)

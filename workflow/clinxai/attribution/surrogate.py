@@ -20,6 +20,7 @@ import math
 
 import captum.attr as ca
 import torch
+from captum._utils.common import _format_output
 from captum.attr._utils.common import _format_input_baseline
 from captum.attr._core.lime import construct_feature_mask
 
@@ -85,6 +86,25 @@ class _OneCaseAtATime:
             out.append(attr if as_tuple else (attr,))
         joined = tuple(torch.cat(parts) for parts in zip(*out))
         return joined if as_tuple else joined[0]
+
+    def _convert_output_shape(self, formatted_inp, feature_mask, coefs, num_interp_features, is_inputs_tuple,
+                              leading_dim_one=False):
+        """captum's coefficients -> maps, by one gather per input instead of a full-size compare, multiply and add
+        per feature (12 ms of a glioma demo case's ~170 ms): the same float32 values, +0.0 where captum adds up
+        zeros. A non-finite coefficient goes to captum's loop, whose products with 0 spread it to every voxel."""
+        flat = coefs.flatten()
+        if not torch.isfinite(flat).all():
+            return super()._convert_output_shape(formatted_inp, feature_mask, coefs, num_interp_features,
+                                                 is_inputs_tuple, leading_dim_one)
+        n = int(num_interp_features)
+        values = torch.cat([flat[:n].float(), flat.new_zeros(1, dtype=torch.float)])  # an id outside 0..n-1 gets 0
+        attr = []
+        for inp, m in zip(formatted_inp, feature_mask):
+            ids = m.long().to(values.device)
+            ids = torch.where((ids >= 0) & (ids < n), ids, n)
+            a = torch.zeros_like(inp, dtype=torch.float) + values[ids]  # + 0.0: captum's sum has no -0.0
+            attr.append(a[0:1] if leading_dim_one else a)
+        return _format_output(is_inputs_tuple, tuple(attr))
 
 
 class Lime(_OneCaseAtATime, ca.Lime):
