@@ -123,7 +123,7 @@ def test_batching_per_task_overrides_the_shared_values_and_is_checked():
     shared = {k: v for k, v in DEMO["heatmaps"]["batching"].items() if k != "per_task"}
     assert task_batching(c, "synthetic") == {**shared, "perturbations_per_eval": 64, "batch_size": 32}
     assert task_batching(c, "glioma") == shared and task_batching(DEMO, "knee") == shared
-    assert task_batching(DEMO, "synthetic") == {**shared, "perturbations_per_eval": 32}  # the demo's own
+    assert task_batching(DEMO, "synthetic") == {**shared, "perturbations_per_eval": 32, "batch_size": 32}  # the demo's own
     with pytest.raises(ConfigError, match=r"unknown config key\(s\) heatmaps\.batching\.per_task\.synthetc"):
         validate_config(cfg(heatmaps__batching__per_task={"synthetc": {"batch_size": 4}}))
     with pytest.raises(ConfigError, match=r"heatmaps\.batching\.per_task\.knee\.perturbations_per_eval = 0"):
