@@ -123,3 +123,18 @@ def test_a_double_input_keeps_its_precision_as_in_captum():
                                                    samples_per_pass=3)
     assert got[0].dtype == torch.float64
     _check(got, expected, True)
+
+
+@pytest.mark.parametrize("numel", [1, 3, 7, 15, 16, 17, 33, 4097])
+@pytest.mark.parametrize("sd", [0.4, 0.15, 2.5, 0.0])
+def test_the_noise_is_captums_draw_at_every_size(numel, sd):
+    """Below 16 elements the CPU kernel's scalar path of normal_ multiplies in double: captum's own draw is made."""
+    from clinxai.attribution.smooth_grad import captum_noise
+
+    torch.manual_seed(7)
+    expected = torch.normal(0, torch.tensor(sd).repeat((numel,)))
+    torch.manual_seed(7)
+    got = captum_noise((numel,), sd, "cpu")
+    assert torch.equal(got, expected) and torch.equal(torch.signbit(got), torch.signbit(expected))
+    assert torch.equal(torch.rand(1), (torch.manual_seed(7), torch.normal(0, torch.tensor(sd).repeat((numel,))),
+                                       torch.rand(1))[2])  # the generator advanced as far as captum's draw

@@ -137,3 +137,13 @@ def test_coefficients_to_maps_equal_captums_loop(dtype):
     coefs[0, 1] = float("nan")
     got = own._convert_output_shape(inputs, masks, coefs, 9, True)
     assert all(torch.isnan(a).all() for a in got)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_coefficients_to_maps_on_a_cuda_input():
+    # sklearn's coefficients come on the CPU; the maps must be on the input's device, as captum's loop makes them
+    own = surrogate.Lime(_model(), interpretable_model=SkLearnLinearRegression())
+    x, mask, coefs = torch.randn(1, 2, 4, 4, 4).cuda(), _mask((1, 1, 4, 4, 4), 3).cuda(), torch.randn(1, 3)
+    got = own._convert_output_shape((x,), (mask,), coefs, 3, False)
+    expected = ca.Lime(_model())._convert_output_shape((x,), (mask,), coefs, 3, False)
+    assert got.device == x.device and torch.equal(got, expected)

@@ -273,8 +273,8 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
             gen = [torch.Generator().manual_seed(s) for s in seeds]
         kw = _kwargs(method, params, x, m, batching, gen)
         if seeds_per_case:
-            kw.pop(BATCH_KWARGS.get(method_name), None)  # captum's per-case batching key: the own class's below
-            kw.update(case_seeds=seeds, samples_per_pass=batching.get(explainer.batch_key))
+            per_pass = kw.pop(BATCH_KWARGS.get(method_name), None)  # what captum's call would take, if it has one
+            kw.update(case_seeds=seeds, samples_per_pass=per_pass or batching.get(explainer.batch_key))
         t0 = time.perf_counter()
         attr = explainer.attribute(x, target=target, **kw)
         if device != "cpu" and torch.cuda.is_available():

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .explain import seed_globals
+from .smooth_grad import captum_noise
 
 
 class GradientShap:
@@ -66,8 +67,7 @@ class GradientShap:
                 torch.manual_seed(int(case_seeds[i]))
                 for k in range(drawn):
                     x = inputs[k]
-                    # the numbers of captum's torch.normal(0, a full-size tensor of the deviation), in half the time
-                    noise[k].append(torch.empty((n_samples, *x.shape[1:]), device=x.device).normal_(0, stdevs[k]))
+                    noise[k].append(captum_noise((n_samples, *x.shape[1:]), stdevs[k], x.device))
             for k in range(drawn):
                 noisy[k] = noisy[k] + torch.cat(noise[k])
             del noise

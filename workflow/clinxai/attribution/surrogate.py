@@ -99,10 +99,10 @@ class _OneCaseAtATime:
         n = int(num_interp_features)
         values = torch.cat([flat[:n].float(), flat.new_zeros(1, dtype=torch.float)])  # an id outside 0..n-1 gets 0
         attr = []
-        for inp, m in zip(formatted_inp, feature_mask):
-            ids = m.long().to(values.device)
+        for inp, m in zip(formatted_inp, feature_mask):  # the coefficients come on the CPU, the inputs maybe not
+            ids = m.long().to(inp.device)
             ids = torch.where((ids >= 0) & (ids < n), ids, n)
-            a = torch.zeros_like(inp, dtype=torch.float) + values[ids]  # + 0.0: captum's sum has no -0.0
+            a = torch.zeros_like(inp, dtype=torch.float) + values.to(inp.device)[ids]  # + 0.0: no -0.0, as captum
             attr.append(a[0:1] if leading_dim_one else a)
         return _format_output(is_inputs_tuple, tuple(attr))
 
