@@ -10,22 +10,13 @@ import torch
 import yaml
 from captum import attr as ca
 
-from clinxai.attribution.explain import build, explain, explainable
+from clinxai.attribution.explain import build, explain
 from clinxai.attribution.gradient_shap import GradientShap
 from clinxai.attribution.registry import METHODS
 from clinxai.models import GeneNet3D, KneeNet
 from clinxai.tasks import kind_of
+from own_vs_captum import SEEDS, check_maps, model_with_biases
 
-SEEDS = [11, 22, 33, 44]
-
-
-def _model(net):
-    torch.manual_seed(0)
-    with torch.no_grad():  # non-zero biases: a bias-free ReLU net has the same gradient along a ray from 0
-        for p in net.parameters():
-            if p.dim() == 1:
-                p.normal_(0, 0.5)
-    return explainable(net).eval()
 
 
 def _captum_per_case(model, inputs, target, baselines, **kw):
@@ -40,18 +31,10 @@ def _captum_per_case(model, inputs, target, baselines, **kw):
     return tuple(torch.cat(parts) for parts in zip(*out))
 
 
-def _check(got, expected, exact):
-    for a, b in zip(got, expected):
-        assert b.abs().max() > 0
-        if exact:
-            assert torch.equal(a, b), (a - b).abs().max()
-        else:
-            assert torch.allclose(a, b, atol=1e-7, rtol=1e-5), (a - b).abs().max()
-
 
 @pytest.mark.parametrize("stdevs", [0.0, 0.3])
 def test_genenet_equals_captum_per_case(stdevs):
-    model = _model(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
+    model = model_with_biases(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
     torch.manual_seed(1)
     x, target = (torch.randn(4, 3, 12, 12, 8),), torch.tensor([0, 1, 1, 0])
     for base in ((torch.zeros_like(x[0]),), (torch.randn(4, 3, 12, 12, 8),), (torch.randn(1, 3, 12, 12, 8),)):
@@ -60,26 +43,26 @@ def test_genenet_equals_captum_per_case(stdevs):
         for per_pass, exact in ((9, True), (12, False), (64, False)):
             got = GradientShap(model).attribute(x, target, base, n_samples=5, stdevs=stdevs, case_seeds=SEEDS,
                                                 samples_per_pass=per_pass)
-            _check(got, expected, exact)
+            check_maps(got, expected, exact)
 
 
 @pytest.mark.parametrize("stdevs", [0.2, (0.0, 0.2, 0.2), (0.2, 0.0, 0.2), (0.2, 0.0, 0.0)])
 def test_the_three_view_knee_network_equals_captum_per_case(stdevs):
     # a deviation of 0 still draws (zeros) from torch's generator before the next view's noise
-    model = _model(KneeNet(widths=(4, 8)))
+    model = model_with_biases(KneeNet(widths=(4, 8)))
     torch.manual_seed(2)
     views = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
     base = tuple(torch.zeros_like(v) for v in views)
     target = torch.tensor([1, 0, 1])
     expected = _captum_per_case(model, views, target, base, n_samples=4, stdevs=stdevs)
-    _check(GradientShap(model).attribute(views, target, base, n_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3],
+    check_maps(GradientShap(model).attribute(views, target, base, n_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3],
                                          samples_per_pass=4), expected, True)
-    _check(GradientShap(model).attribute(views, target, base, n_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3],
+    check_maps(GradientShap(model).attribute(views, target, base, n_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3],
                                          samples_per_pass=16), expected, False)
 
 
 def test_it_asks_for_a_seed_per_case_and_baselines_per_case():
-    model = _model(GeneNet3D(1, (8, 8, 8), (4,), 8))
+    model = model_with_biases(GeneNet3D(1, (8, 8, 8), (4,), 8))
     x = torch.randn(3, 1, 8, 8, 8)
     with pytest.raises(ValueError, match="one seed per case: 3 cases"):
         GradientShap(model).attribute(x, [0, 0, 0], torch.zeros_like(x), case_seeds=[1, 2])
@@ -94,7 +77,7 @@ def test_explain_batches_cases_and_keeps_each_cases_map(baselines):
     """A case's map does not depend on the cases it was batched with, and equals captum's one call per case (a
     drawn baseline too: each case draws its own)."""
     kind = kind_of(yaml.safe_load(open("config/config.yaml")), "glioma")
-    model = _model(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
+    model = model_with_biases(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
     torch.manual_seed(3)
     inputs = [(torch.randn(1, 2, 8, 8, 8),) for _ in range(3)]
     assert isinstance(build(METHODS["GradientShap"], model, kind), GradientShap)

@@ -8,22 +8,13 @@ import torch
 import yaml
 from captum import attr as ca
 
-from clinxai.attribution.explain import build, explain, explainable
+from clinxai.attribution.explain import build, explain
 from clinxai.attribution.registry import METHODS
 from clinxai.attribution.smooth_grad import SmoothGrad, plan_passes
 from clinxai.models import GeneNet3D, KneeNet
 from clinxai.tasks import kind_of
+from own_vs_captum import SEEDS, check_maps, model_with_biases
 
-SEEDS = [11, 22, 33, 44]
-
-
-def _model(net):
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.dim() == 1:
-                p.normal_(0, 0.5)
-    return explainable(net).eval()
 
 
 def _captum_per_case(model, inputs, target, **kw):
@@ -36,14 +27,6 @@ def _captum_per_case(model, inputs, target, **kw):
     return tuple(torch.cat(parts) for parts in zip(*out))
 
 
-def _check(got, expected, exact):
-    for a, b in zip(got, expected):
-        assert b.abs().max() > 0
-        if exact:
-            assert torch.equal(a, b), (a - b).abs().max()
-        else:
-            assert torch.allclose(a, b, atol=1e-7, rtol=1e-5), (a - b).abs().max()
-
 
 def test_passes_hold_whole_cases_or_captums_partitions_of_one():
     assert plan_passes(5, 4, 8) == [[(0, 4), (1, 4)], [(2, 4), (3, 4)], [(4, 4)]]
@@ -53,7 +36,7 @@ def test_passes_hold_whole_cases_or_captums_partitions_of_one():
 
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
 def test_genenet_equals_captum_per_case(nt_type):
-    model = _model(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
+    model = model_with_biases(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
     torch.manual_seed(1)
     x, target = (torch.randn(4, 3, 12, 12, 8),), torch.tensor([0, 1, 1, 0])
     # captum splitting a case's 5 copies into passes of 2, 2 and 1, or all in one; clinxai the same, or whole cases
@@ -63,27 +46,27 @@ def test_genenet_equals_captum_per_case(nt_type):
                                     nt_samples_batch_size=captum_batch)
         got = SmoothGrad(ca.Saliency(model)).attribute(x, target, nt_type=nt_type, nt_samples=5, stdevs=0.4,
                                                        case_seeds=SEEDS, samples_per_pass=per_pass)
-        _check(got, expected, exact)
+        check_maps(got, expected, exact)
 
 
 @pytest.mark.parametrize("stdevs", [0.3, (0.0, 0.3, 0.2)])
 def test_the_three_view_knee_network_equals_captum_per_case(stdevs):
-    model = _model(KneeNet(widths=(4, 8)))
+    model = model_with_biases(KneeNet(widths=(4, 8)))
     torch.manual_seed(2)
     views = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
     target = torch.tensor([1, 0, 1])
     expected = _captum_per_case(model, views, target, nt_samples=4, stdevs=stdevs)
     sg = SmoothGrad(ca.Saliency(model))
-    _check(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=4),
+    check_maps(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=4),
            expected, True)
-    _check(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=16),
+    check_maps(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=16),
            expected, False)
     signed = _captum_per_case(model, views, target, nt_samples=4, stdevs=stdevs, abs=False)
-    _check(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], abs=False), signed, True)
+    check_maps(sg.attribute(views, target, nt_samples=4, stdevs=stdevs, case_seeds=SEEDS[:3], abs=False), signed, True)
 
 
 def test_it_asks_for_a_seed_per_case_a_known_type_and_a_deviation_per_input():
-    sg = SmoothGrad(ca.Saliency(_model(GeneNet3D(1, (8, 8, 8), (4,), 8))))
+    sg = SmoothGrad(ca.Saliency(model_with_biases(GeneNet3D(1, (8, 8, 8), (4,), 8))))
     x = torch.randn(3, 1, 8, 8, 8)
     with pytest.raises(ValueError, match="one seed per case: 3 cases"):
         sg.attribute(x, [0, 0, 0], case_seeds=[1, 2])
@@ -96,7 +79,7 @@ def test_it_asks_for_a_seed_per_case_a_known_type_and_a_deviation_per_input():
 def test_explain_batches_cases_and_keeps_each_cases_map():
     """A case's map does not depend on the cases it was batched with, and equals captum's one call per case."""
     kind = kind_of(yaml.safe_load(open("config/config.yaml")), "glioma")
-    model = _model(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
+    model = model_with_biases(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
     torch.manual_seed(3)
     inputs = [(torch.randn(1, 2, 8, 8, 8),) for _ in range(3)]
     assert isinstance(build(METHODS["SmoothGrad"], model, kind), SmoothGrad)
@@ -116,13 +99,13 @@ def test_explain_batches_cases_and_keeps_each_cases_map():
 
 
 def test_a_double_input_keeps_its_precision_as_in_captum():
-    model = _model(GeneNet3D(1, (8, 8, 8), (4,), 8)).double()
+    model = model_with_biases(GeneNet3D(1, (8, 8, 8), (4,), 8)).double()
     x = torch.randn(2, 1, 8, 8, 8, dtype=torch.float64)
     expected = _captum_per_case(model, (x,), [0, 1], nt_samples=3, stdevs=0.5)
     got = SmoothGrad(ca.Saliency(model)).attribute((x,), [0, 1], nt_samples=3, stdevs=0.5, case_seeds=SEEDS[:2],
                                                    samples_per_pass=3)
     assert got[0].dtype == torch.float64
-    _check(got, expected, True)
+    check_maps(got, expected, True)
 
 
 @pytest.mark.parametrize("numel", [1, 3, 7, 15, 16, 17, 33, 4097])
