@@ -82,14 +82,19 @@ class SmoothGrad:
             k = chunks[0][1]  # a pass's chunks have one size: whole cases, or one partition of one case
             for j, g in enumerate(grads):
                 attr = (torch.abs(g) if abs else g).view(len(chunks), k, *g.shape[1:])
-                part, part_sq = attr.sum(dim=1), torch.sum(torch.pow(attr, 2), dim=1)
+                part = attr.sum(dim=1)
+                part_sq = torch.sum(torch.pow(attr, 2), dim=1) if nt_type != "smoothgrad" else None  # unused there
                 for c, (i, _) in enumerate(chunks):
                     sums[j][i] = part[c] if sums[j][i] is None else sums[j][i] + part[c]
-                    squares[j][i] = part_sq[c] if squares[j][i] is None else squares[j][i] + part_sq[c]
+                    if part_sq is not None:
+                        squares[j][i] = part_sq[c] if squares[j][i] is None else squares[j][i] + part_sq[c]
 
         out = []
         for s, sq in zip(sums, squares):
-            mean, mean_sq = torch.stack(s) * 1 / nt_samples, torch.stack(sq) * 1 / nt_samples  # captum's order
-            out.append(mean if nt_type == "smoothgrad" else mean_sq if nt_type == "smoothgrad_sq"
-                       else mean_sq - mean * mean)
+            mean = torch.stack(s) * 1 / nt_samples  # captum's order of operations
+            if nt_type == "smoothgrad":
+                out.append(mean)
+                continue
+            mean_sq = torch.stack(sq) * 1 / nt_samples
+            out.append(mean_sq if nt_type == "smoothgrad_sq" else mean_sq - mean * mean)
         return out[0] if single else tuple(out)
