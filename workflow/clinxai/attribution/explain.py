@@ -124,7 +124,10 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
         from captum._utils.models import linear_model
 
         return cls(model, interpretable_model=getattr(linear_model, method.surrogate)())
-    return cls(model)
+    explainer = cls(model)
+    if hasattr(explainer, "prepare"):  # an own class that looks at one case's inputs first (the linear stem)
+        explainer.prepare(example)
+    return explainer
 
 
 def _gaussian_baseline(inputs, gen: torch.Generator | list):

@@ -87,7 +87,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                   "al. 2016)."),
            meaning="Approximate logit change if the voxel were set to 0 (a linear estimate)."),
     Method("IntegratedGradients", "IntegratedGradients", "gradient", {"baselines": 0.0, "n_steps": 50},
-           batch_of_cases=True, count_param="n_steps", passes="samples",
+           batch_of_cases=True, count_param="n_steps", passes="samples", own="integrated_gradients.IntegratedGradients",
            grid=(Vary("n_steps", SCALE, True), Vary("baselines", ("mean", "blurred"))),
            about=("The gradient integrated along the straight path from a baseline to the input, times the "
                   "difference (Sundararajan et al. 2017)."),

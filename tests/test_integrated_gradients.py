@@ -1,0 +1,143 @@
+"""clinxai's IntegratedGradients through the linear stem (clinxai.attribution.integrated_gradients): captum's maps
+within float rounding on the pipeline's three networks, the stem evaluated once per case, and captum's own class
+wherever the model reads its input other than through a linear first layer."""
+import captum.attr as ca
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from clinxai.attribution.explain import build, explain, implementation
+from clinxai.attribution.integrated_gradients import IntegratedGradients
+from clinxai.attribution.registry import METHODS
+from clinxai.inference import to_channels_last
+from clinxai.models import GeneNet3D, KneeNet, build_model
+from clinxai.tasks import kind_of
+from own_vs_captum import model_with_biases
+
+
+def _glioma(n=3):
+    torch.manual_seed(1)
+    return model_with_biases(GeneNet3D(2, (8, 8, 8), (4, 8), 8)), (torch.randn(n, 2, 8, 8, 8),)
+
+
+def _knee(n=3):
+    torch.manual_seed(2)
+    return model_with_biases(KneeNet(widths=(4, 8))), tuple(torch.randn(n, 4, 16, 16) for _ in range(3))
+
+
+def _synthetic(n=3):
+    torch.manual_seed(3)
+    return model_with_biases(build_model("densenet2d", {"in_channels": 4})), (torch.randn(n, 4, 32, 32),)
+
+
+def _close(got, expected):
+    got = got if isinstance(got, tuple) else (got,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for a, b in zip(got, expected):
+        scale = float(b.abs().max())
+        assert scale > 0 and a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-4, atol=2e-6 * scale), float((a - b).abs().max()) / scale
+
+
+def _arg(xs):
+    return xs if len(xs) > 1 else xs[0]
+
+
+@pytest.mark.parametrize("setup", [_glioma, _knee, _synthetic])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_it_equals_captums_maps(setup, channels_last):
+    model, xs = setup()
+    if channels_last:  # as explain gives gradient methods their copy
+        to_channels_last(model)
+    own = IntegratedGradients(model)
+    own.prepare(tuple(x[:1] for x in xs))
+    assert own.implementation == "clinxai, linear stem once per case" and own.stems
+    ref = ca.IntegratedGradients(model)
+    target = torch.tensor([0, 1, 1])
+    mean = tuple(x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x).contiguous() for x in xs)
+    for kw in ({"n_steps": 8},  # zero baseline, every step in one pass
+               {"n_steps": 7, "internal_batch_size": 6},  # 2 steps per pass, the last pass one step
+               {"n_steps": 5, "baselines": _arg(mean), "method": "riemann_trapezoid", "internal_batch_size": 3},
+               {"n_steps": 4, "baselines": 0.25 if len(xs) == 1 else (0.25, -0.5, 0.0)}):
+        _close(own.attribute(_arg(xs), target=target, **kw), ref.attribute(_arg(xs), target=target, **kw))
+    # a single int target, as captum takes it
+    _close(own.attribute(_arg(xs), target=1, n_steps=4), ref.attribute(_arg(xs), target=1, n_steps=4))
+
+
+def test_the_stem_runs_once_per_call_and_the_rest_once_per_pass():
+    model, (x,) = _glioma(4)
+    stem = model.features[0]
+    convolutions = []
+    real = stem._conv_forward
+    stem._conv_forward = lambda *a: convolutions.append(a[0].shape[0]) or real(*a)
+    passes = []
+    model.register_forward_pre_hook(lambda m, a: passes.append(a[0].shape[0]))
+    own = build(METHODS["IntegratedGradients"], model, kind_of(yaml.safe_load(open("config/config.yaml")), "glioma"),
+                example=(x[:1],))
+    assert isinstance(own, IntegratedGradients)
+    convolutions.clear(), passes.clear()
+    own.attribute(x, target=torch.tensor([0, 1, 0, 1]), n_steps=12, internal_batch_size=16)
+    assert convolutions == [4]  # the four cases' (input - baseline) once: not once per step
+    assert passes == [16, 16, 16]  # 12 steps x 4 cases, 4 steps per pass
+    convolutions.clear(), passes.clear()
+    ca.IntegratedGradients(model).attribute(x, target=torch.tensor([0, 1, 0, 1]), n_steps=12, internal_batch_size=16)
+    assert convolutions == [16, 16, 16] and passes == [16, 16, 16]
+
+
+class _ReadsInputTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3))) + x.mean(dim=(1, 2, 3))[:, None]
+
+
+class _ScalesFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(torch.tanh(x))).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("net", [_ReadsInputTwice, _ScalesFirst])
+def test_a_model_read_other_than_through_a_linear_stem_gets_captums(net):
+    torch.manual_seed(0)
+    model, x = net().eval(), torch.randn(3, 2, 6, 6)
+    own = IntegratedGradients(model)
+    own.prepare((x[:1],))
+    assert own.stems is None and implementation(own) == "captum (no linear stem)"
+    target = torch.tensor([0, 1, 1])
+    assert torch.equal(own.attribute(x, target=target, n_steps=5), ca.IntegratedGradients(model).attribute(
+        x, target=target, n_steps=5))
+
+
+def test_what_the_stem_path_does_not_cover_runs_captums():
+    model, (x,) = _glioma()
+    own = IntegratedGradients(model)
+    own.prepare((x[:1],))
+    ref = ca.IntegratedGradients(model)
+    target = torch.tensor([0, 1, 1])
+    got, delta = own.attribute(x, target=target, n_steps=4, return_convergence_delta=True)
+    expected, expected_delta = ref.attribute(x, target=target, n_steps=4, return_convergence_delta=True)
+    assert torch.equal(got, expected) and torch.equal(delta, expected_delta)
+    unprepared = IntegratedGradients(model)  # no example seen: nothing assumed
+    assert torch.equal(unprepared.attribute(x, target=target, n_steps=4), ref.attribute(x, target=target, n_steps=4))
+
+
+def test_explain_uses_it_and_gives_captums_maps():
+    kind = kind_of(yaml.safe_load(open("config/config.yaml")), "glioma")
+    model, (x,) = _glioma(3)
+    inputs = [(x[i:i + 1],) for i in range(3)]
+    used, runs = [], []
+    for fast in (True, False):
+        runs.append(explain(model, kind, "IntegratedGradients", ["a", "b", "c"], inputs, [0, 1, 1], None, 10,
+                            {"n_steps": 6}, {"batch_size": 2, "internal_batch_size": 4, "fast": fast}, used=used)[0])
+    assert used == ["clinxai, linear stem once per case", "captum"]
+    for own, ref in zip(*runs):
+        for a, b in zip(own, ref):
+            assert np.abs(b).max() > 0 and np.abs(a - b).max() <= 2e-6 * np.abs(b).max() + 1e-7
