@@ -89,12 +89,54 @@ def test_explain_batches_cases_and_keeps_each_cases_map(baselines):
                             None, 10, {"baselines": baselines}, {"batch_size": 8, "internal_batch_size": 16,
                                                                  "fast": fast},
                             used=used)[0])
-    assert used == [GradientShap.implementation, "captum", GradientShap.implementation]
+    stem = f"{GradientShap.implementation}, linear stem once per case"  # the GeneNet's first convolution
+    assert used == [stem, "captum", stem]
     for own, ref in zip(*runs[:2]):
         for a, b in zip(own, ref):
             assert np.abs(b).max() > 0 and np.abs(a - b).max() <= 1e-7 + 1e-5 * np.abs(b).max()
     # alone, c's 5 samples fill a pass of their own; batched, they shared one with a's and b's (float rounding only)
     assert all(np.abs(a - b).max() <= 1e-7 + 1e-5 * np.abs(b).max() for a, b in zip(runs[0][2], runs[2][0]))
+
+
+def _with_stem(model, inputs):
+    own = GradientShap(model)
+    own.prepare(tuple(x[:1] for x in inputs))
+    assert own.stem is not None and own.implementation.endswith("linear stem once per case")
+    return own
+
+
+def test_through_the_linear_stem_equals_captum_per_case():
+    """Without noise, the samples' stem outputs come from one stem pass of the cases and one of their baselines, and
+    the input gradient from one transposed pass per case: captum's maps within float rounding."""
+    model = model_with_biases(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
+    torch.manual_seed(1)
+    x, target = (torch.randn(4, 3, 12, 12, 8),), torch.tensor([0, 1, 1, 0])
+    for base in ((torch.zeros_like(x[0]),), (torch.randn(4, 3, 12, 12, 8),), (torch.randn(1, 3, 12, 12, 8),)):
+        expected = _captum_per_case(model, x, target, base, n_samples=5, stdevs=0.0)
+        for per_pass in (5, 12, 64):
+            got = _with_stem(model, x).attribute(x, target, base, n_samples=5, stdevs=0.0, case_seeds=SEEDS,
+                                                 samples_per_pass=per_pass)
+            check_maps(got, expected, False)
+    knee = model_with_biases(KneeNet(widths=(4, 8)))  # a stem call per view, on the view's slices as a batch
+    views = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
+    base = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
+    for stdevs in (0.0, (0.0, 0.2, 0.0)):  # with noise: the samples are not on the ray, every sample runs whole
+        expected = _captum_per_case(knee, views, torch.tensor([1, 0, 1]), base, n_samples=4, stdevs=stdevs)
+        check_maps(_with_stem(knee, views).attribute(views, torch.tensor([1, 0, 1]), base, n_samples=4,
+                                                     stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=8),
+                   expected, False)
+
+
+def test_the_stem_runs_once_per_case_not_once_per_sample():
+    model = model_with_biases(GeneNet3D(2, (8, 8, 8), (4, 8), 8))
+    x = (torch.randn(4, 2, 8, 8, 8),)
+    own = _with_stem(model, x)
+    stem, convolutions = model.features[0], []
+    real = stem._conv_forward
+    stem._conv_forward = lambda *a: convolutions.append(a[0].shape[0]) or real(*a)
+    own.attribute(x, torch.tensor([0, 1, 0, 1]), (torch.zeros_like(x[0]),), n_samples=5, case_seeds=SEEDS,
+                  samples_per_pass=10)
+    assert convolutions == [4, 4]  # the cases and their baselines, once each (captum's: 20 samples, 4 passes)
 
 
 def test_the_registry_says_which_methods_batch_cases():

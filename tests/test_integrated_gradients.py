@@ -53,7 +53,7 @@ def test_it_equals_captums_maps(setup, channels_last):
         to_channels_last(model)
     own = IntegratedGradients(model)
     own.prepare(tuple(x[:1] for x in xs))
-    assert own.implementation == "clinxai, linear stem once per case" and own.stems
+    assert own.implementation == "clinxai, linear stem once per case" and own.stem.calls
     ref = ca.IntegratedGradients(model)
     target = torch.tensor([0, 1, 1])
     mean = tuple(x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x).contiguous() for x in xs)
@@ -110,7 +110,7 @@ def test_a_model_read_other_than_through_a_linear_stem_gets_captums(net):
     model, x = net().eval(), torch.randn(3, 2, 6, 6)
     own = IntegratedGradients(model)
     own.prepare((x[:1],))
-    assert own.stems is None and implementation(own) == "captum (no linear stem)"
+    assert own.stem is None and implementation(own) == "captum (no linear stem)"
     target = torch.tensor([0, 1, 1])
     assert torch.equal(own.attribute(x, target=target, n_steps=5), ca.IntegratedGradients(model).attribute(
         x, target=target, n_steps=5))

@@ -1,7 +1,10 @@
 """GradientShap for a batch of cases, each with its own seed: captum draws a case's samples from numpy's and torch's
 global generators, so clinxai called it one case at a time — five samples per forward + backward pass, where a small
 model needs larger batches to fill the CPU. This class makes each case's draws exactly as captum would for that case
-alone (after seeding with the case's seed), then evaluates several cases' samples per pass."""
+alone (after seeding with the case's seed), then evaluates several cases' samples per pass. Without noise (stdevs 0,
+the pipeline's) a sample is b + a(x - b), linear in the input, so where the model has a linear stem
+(clinxai.attribution.linear_stem) the stem's forward and input gradient run once per case instead of once per sample,
+as in clinxai's IntegratedGradients."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import torch
 from torch import nn
 
 from .explain import seed_globals
+from .linear_stem import LinearStem, empty_rows
 from .smooth_grad import captum_noise
 
 
@@ -25,6 +29,14 @@ class GradientShap:
 
     def __init__(self, model: nn.Module):
         self.model = model
+        self.stem: LinearStem | None = None
+
+    def prepare(self, example: tuple | None) -> None:
+        """Find the model's linear stem on one case's inputs (explain calls this once per model and method)."""
+        if example is not None:
+            self.stem = LinearStem.find(self.model, example)
+            if self.stem is not None:
+                self.implementation = f"{GradientShap.implementation}, linear stem once per case"
 
     def attribute(self, inputs, target, baselines, n_samples: int = 5, stdevs: float = 0.0, case_seeds=None,
                   samples_per_pass: int | None = None):
@@ -57,6 +69,11 @@ class GradientShap:
         drawn = max((k + 1 for k, sd in enumerate(stdevs) if sd), default=0)  # inputs whose noise is drawn
 
         per_pass = max(1, (samples_per_pass or n_samples) // n_samples)  # whole cases per pass
+        if self.stem is not None and not drawn:
+            base = [b.index_select(0, torch.stack([rows[i][k][0] for i in range(n_cases)]).to(b.device))
+                    for k, b in enumerate(baselines)]  # a case's samples all draw its one baseline row
+            out = self._through_stem(inputs, base, alphas, target, n_samples, per_pass)
+            return out[0] if single else out
         out = [torch.empty_like(x) for x in inputs]
         for start in range(0, n_cases, per_pass):
             cases = range(start, min(start + per_pass, n_cases))
@@ -83,3 +100,45 @@ class GradientShap:
                 attr = (x - b) * g
                 out[k][start:cases.stop] = attr.view(len(cases), n_samples, *attr.shape[1:]).sum(dim=1) * 1 / n_samples
         return out[0] if single else tuple(out)
+
+    def _through_stem(self, inputs, base, alphas, target, n_samples: int, per_pass: int) -> tuple:
+        """The samples b + c (x - b) through the stem: stem(b) + bias + c stem(x - b), from one stem pass of the
+        cases and one of their baselines; the input gradient as stem^T of the sum of a case's samples'
+        gradients, times (x - b) / n_samples (captum's mean of the samples' gradient x (x - b))."""
+        n, device = inputs[0].shape[0], inputs[0].device
+        with torch.enable_grad():
+            leaves = tuple(x.detach().requires_grad_() for x in inputs)
+            ux = self.stem.without_bias(leaves)
+        with torch.no_grad():  # a sample's stem output is start + c * step: stem(b) + bias + c * stem(x - b)
+            ub = self.stem.without_bias(tuple(b.contiguous() for b in base))
+            starts, steps = [], []
+            for call, x_out, b_out in zip(self.stem.calls, ux, ub):
+                bias = call.bias(b_out)
+                starts.append(b_out if bias is None else b_out + bias)
+                steps.append(x_out.detach() - b_out)
+        sums = [torch.empty_like(t) for t in steps]
+        for start in range(0, n, per_pass):
+            stop = min(start + per_pass, n)
+            ci = torch.arange(start, stop, device=device).repeat_interleave(n_samples)
+            z = []  # rows (case, sample, stem row), written in place: no temporaries of the stem output's size
+            for call, first, step in zip(self.stem.calls, starts, steps):
+                m = call.rows_per_case  # stem rows per model input row
+                zi = empty_rows(step, (stop - start) * n_samples * m)
+                for r, i in enumerate(range(start, stop)):
+                    for k, c in enumerate(alphas[i].tolist()):
+                        row = (r * n_samples + k) * m
+                        torch.add(first[i * m:(i + 1) * m], step[i * m:(i + 1) * m], alpha=c, out=zi[row:row + m])
+                z.append(zi.requires_grad_())
+            with torch.enable_grad():
+                logits = self.stem.forward(tuple(x[start:stop] for x in inputs), z, n_samples)
+                chosen = logits.gather(1, target.index_select(0, ci)[:, None])
+                grads = torch.autograd.grad(torch.unbind(chosen), z)
+            for call, total, g in zip(self.stem.calls, sums, grads):
+                m = call.rows_per_case
+                for r, i in enumerate(range(start, stop)):  # a case's samples' gradients summed
+                    torch.sum(g[r * n_samples * m:(r + 1) * n_samples * m].unflatten(0, (n_samples, m)), dim=0,
+                              out=total[i * m:(i + 1) * m])
+            del z, grads, chosen, logits
+        total = torch.autograd.grad(ux, leaves, grad_outputs=sums, allow_unused=True)
+        return tuple(torch.zeros_like(x) if t is None else (x - b) * t * 1 / n_samples
+                     for x, b, t in zip(inputs, base, total))
