@@ -141,3 +141,21 @@ def test_explain_uses_it_and_gives_captums_maps():
     for own, ref in zip(*runs):
         for a, b in zip(own, ref):
             assert np.abs(b).max() > 0 and np.abs(a - b).max() <= 2e-6 * np.abs(b).max() + 1e-7
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_stem_path_runs_on_cuda():
+    from clinxai.attribution.gradient_shap import GradientShap
+    from own_vs_captum import SEEDS
+
+    model, (x,) = _glioma(3)
+    model, x, target = model.cuda(), x.cuda(), torch.tensor([0, 1, 1], device="cuda")
+    own = IntegratedGradients(model)
+    own.prepare((x[:1],))
+    assert own.stem is not None
+    _close(own.attribute(x, target=target, n_steps=6, internal_batch_size=6),
+           ca.IntegratedGradients(model).attribute(x, target=target, n_steps=6, internal_batch_size=6))
+    shap = GradientShap(model)
+    shap.prepare((x[:1],))
+    plain = GradientShap(model).attribute(x, target, (torch.zeros_like(x),), case_seeds=SEEDS[:3])
+    _close(shap.attribute(x, target, (torch.zeros_like(x),), case_seeds=SEEDS[:3]), plain)
