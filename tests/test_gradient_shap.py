@@ -100,7 +100,7 @@ def test_explain_batches_cases_and_keeps_each_cases_map(baselines):
 
 def _with_stem(model, inputs):
     own = GradientShap(model)
-    own.prepare(tuple(x[:1] for x in inputs))
+    own.prepare_for_inputs(tuple(x[:1] for x in inputs))
     assert own.stem is not None and own.implementation.endswith("linear stem once per case")
     return own
 

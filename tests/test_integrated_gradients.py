@@ -52,7 +52,7 @@ def test_it_equals_captums_maps(setup, channels_last):
     if channels_last:  # as explain gives gradient methods their copy
         to_channels_last(model)
     own = IntegratedGradients(model)
-    own.prepare(tuple(x[:1] for x in xs))
+    own.prepare_for_inputs(tuple(x[:1] for x in xs))
     assert own.implementation == "clinxai, linear stem once per case" and own.stem.calls
     ref = ca.IntegratedGradients(model)
     target = torch.tensor([0, 1, 1])
@@ -109,7 +109,7 @@ def test_a_model_read_other_than_through_a_linear_stem_gets_captums(net):
     torch.manual_seed(0)
     model, x = net().eval(), torch.randn(3, 2, 6, 6)
     own = IntegratedGradients(model)
-    own.prepare((x[:1],))
+    own.prepare_for_inputs((x[:1],))
     assert own.stem is None and implementation(own) == "captum (no linear stem)"
     target = torch.tensor([0, 1, 1])
     assert torch.equal(own.attribute(x, target=target, n_steps=5), ca.IntegratedGradients(model).attribute(
@@ -119,7 +119,7 @@ def test_a_model_read_other_than_through_a_linear_stem_gets_captums(net):
 def test_what_the_stem_path_does_not_cover_runs_captums():
     model, (x,) = _glioma()
     own = IntegratedGradients(model)
-    own.prepare((x[:1],))
+    own.prepare_for_inputs((x[:1],))
     ref = ca.IntegratedGradients(model)
     target = torch.tensor([0, 1, 1])
     got, delta = own.attribute(x, target=target, n_steps=4, return_convergence_delta=True)
@@ -151,11 +151,81 @@ def test_the_stem_path_runs_on_cuda():
     model, (x,) = _glioma(3)
     model, x, target = model.cuda(), x.cuda(), torch.tensor([0, 1, 1], device="cuda")
     own = IntegratedGradients(model)
-    own.prepare((x[:1],))
+    own.prepare_for_inputs((x[:1],))
     assert own.stem is not None
     _close(own.attribute(x, target=target, n_steps=6, internal_batch_size=6),
            ca.IntegratedGradients(model).attribute(x, target=target, n_steps=6, internal_batch_size=6))
     shap = GradientShap(model)
-    shap.prepare((x[:1],))
+    shap.prepare_for_inputs((x[:1],))
     plain = GradientShap(model).attribute(x, target, (torch.zeros_like(x),), case_seeds=SEEDS[:3])
     _close(shap.attribute(x, target, (torch.zeros_like(x),), case_seeds=SEEDS[:3]), plain)
+
+
+class _InPlaceAfterStem(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
+
+
+class _TokenNet(nn.Module):
+    """A linear layer on (cases, tokens, features): its bias is on the last dimension."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Linear(5, 7), nn.Linear(7, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.embed(x)).mean(dim=1))
+
+
+def test_an_in_place_operation_on_the_stems_output_gets_captums():
+    """The check takes the gradient through the stem as attribute does: an in-place activation on the stem's output
+    (a leaf there) fails it, and captum's class runs instead of a crash."""
+    torch.manual_seed(0)
+    model, x = _InPlaceAfterStem().eval(), torch.randn(3, 2, 6, 6)
+    own = IntegratedGradients(model)
+    own.prepare_for_inputs((x[:1],))
+    assert own.stem is None
+    target = torch.tensor([0, 1, 1])
+    assert torch.equal(own.attribute(x, target=target, n_steps=4),
+                       ca.IntegratedGradients(model).attribute(x, target=target, n_steps=4))
+
+
+def test_a_linear_stem_on_tokens_and_float64():
+    torch.manual_seed(0)
+    for model, x in ((_TokenNet().eval(), torch.randn(3, 4, 5)),
+                     (_glioma()[0].double(), torch.randn(3, 2, 8, 8, 8, dtype=torch.float64))):
+        own = IntegratedGradients(model)
+        own.prepare_for_inputs((x[:1],))
+        assert own.stem is not None
+        target = torch.tensor([0, 1, 1])
+        got = own.attribute(x, target=target, n_steps=6, internal_batch_size=6)
+        assert got.dtype == x.dtype and own.implementation == IntegratedGradients.THROUGH_STEM
+        _close(got, ca.IntegratedGradients(model).attribute(x, target=target, n_steps=6, internal_batch_size=6))
+
+
+def test_inputs_of_another_shape_and_no_target_get_captums_and_the_model_is_left_as_it_was():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(3, 2)).eval()
+    calls = []
+    wrapped = model[0].forward
+    model[0].forward = lambda t: calls.append(1) or wrapped(t)  # an instance's own forward, as a wrapper sets
+    own = IntegratedGradients(model)
+    own.prepare_for_inputs((torch.randn(1, 2, 8, 8),))
+    assert own.stem is not None
+    other = torch.randn(2, 2, 4, 16)  # the same number of voxels, another shape: the stem's reshape would mix them
+    target = torch.tensor([1, 0])
+    assert torch.equal(own.attribute(other, target=target, n_steps=4),
+                       ca.IntegratedGradients(model).attribute(other, target=target, n_steps=4))
+    assert own.implementation == "captum"
+    one_logit = nn.Sequential(model, nn.Linear(2, 1)).eval()  # target None: captum decides (one output here)
+    own = IntegratedGradients(one_logit)
+    own.prepare_for_inputs((other[:1],))
+    assert torch.equal(own.attribute(other, n_steps=3), ca.IntegratedGradients(one_logit).attribute(other, n_steps=3))
+    calls.clear()
+    model(other)
+    assert calls == [1]  # the instance's forward is back after prepare and attribute

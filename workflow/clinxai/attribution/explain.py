@@ -125,8 +125,8 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
 
         return cls(model, interpretable_model=getattr(linear_model, method.surrogate)())
     explainer = cls(model)
-    if hasattr(explainer, "prepare"):  # an own class that looks at one case's inputs first (the linear stem)
-        explainer.prepare(example)
+    if hasattr(explainer, "prepare_for_inputs"):  # an own class that looks at one case's inputs first (linear stem)
+        explainer.prepare_for_inputs(example)
     return explainer
 
 
@@ -239,8 +239,6 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
     if cases:
         _warm_up(model, inputs[0], device)
         log.info("%s: %s", method_name, implementation(explainer))
-        if used is not None:
-            used.append(implementation(explainer))
 
     def mask_tensors(mask):  # one case's mask (array, or a list per knee view) -> tuple of 1 x ... tensors
         parts = mask if isinstance(mask, list) else [mask]
@@ -286,4 +284,6 @@ def explain(model: nn.Module, kind: TaskKind, method_name: str, cases: list[str]
         for i, parts in zip(g, _split_parts(attr, method)):
             maps[i], seconds[i] = parts, dt
         progress.update(len(g))
+    if cases and used is not None:  # after the calls: an own class says what computed them (the linear stem's)
+        used.append(implementation(explainer))
     return maps, seconds

@@ -23,7 +23,8 @@ class GradientShap:
     `case_seeds` seed each case's draws; `samples_per_pass` caps the samples of one forward + backward pass (whole
     cases per pass, all of a case's samples in one, as in captum's call)."""
 
-    implementation = "clinxai, cases batched with per-case seeds"
+    implementation = "clinxai, cases batched with per-case seeds"  # an instance's: what computed its last call's maps
+    THROUGH_STEM = f"{implementation}, linear stem once per case"
     seeds_per_case = True
     batch_key = "internal_batch_size"  # heatmaps.batching: samples per pass
 
@@ -31,12 +32,12 @@ class GradientShap:
         self.model = model
         self.stem: LinearStem | None = None
 
-    def prepare(self, example: tuple | None) -> None:
+    def prepare_for_inputs(self, example: tuple | None) -> None:
         """Find the model's linear stem on one case's inputs (explain calls this once per model and method)."""
         if example is not None:
             self.stem = LinearStem.find(self.model, example)
             if self.stem is not None:
-                self.implementation = f"{GradientShap.implementation}, linear stem once per case"
+                self.implementation = self.THROUGH_STEM
 
     def attribute(self, inputs, target, baselines, n_samples: int = 5, stdevs: float = 0.0, case_seeds=None,
                   samples_per_pass: int | None = None):
@@ -69,7 +70,10 @@ class GradientShap:
         drawn = max((k + 1 for k, sd in enumerate(stdevs) if sd), default=0)  # inputs whose noise is drawn
 
         per_pass = max(1, (samples_per_pass or n_samples) // n_samples)  # whole cases per pass
-        if self.stem is not None and not drawn:
+        if self.stem is not None:
+            self.implementation = GradientShap.implementation if drawn or not self.stem.fits(inputs) \
+                else self.THROUGH_STEM
+        if self.implementation == self.THROUGH_STEM:
             base = [b.index_select(0, torch.stack([rows[i][k][0] for i in range(n_cases)]).to(b.device))
                     for k, b in enumerate(baselines)]  # a case's samples all draw its one baseline row
             out = self._through_stem(inputs, base, alphas, target, n_samples, per_pass)
@@ -103,20 +107,20 @@ class GradientShap:
 
     def _through_stem(self, inputs, base, alphas, target, n_samples: int, per_pass: int) -> tuple:
         """The samples b + c (x - b) through the stem: stem(b) + bias + c stem(x - b), from one stem pass of the
-        cases and one of their baselines; the input gradient as stem^T of the sum of a case's samples'
-        gradients, times (x - b) / n_samples (captum's mean of the samples' gradient x (x - b))."""
+        cases' differences from their baselines and one of the baselines; the input gradient as stem^T of the sum of
+        a case's samples' gradients, times (x - b) / n_samples (captum's mean of the samples' gradient x (x - b))."""
         n, device = inputs[0].shape[0], inputs[0].device
-        with torch.enable_grad():
-            leaves = tuple(x.detach().requires_grad_() for x in inputs)
-            ux = self.stem.without_bias(leaves)
-        with torch.no_grad():  # a sample's stem output is start + c * step: stem(b) + bias + c * stem(x - b)
-            ub = self.stem.without_bias(tuple(b.contiguous() for b in base))
-            starts, steps = [], []
-            for call, x_out, b_out in zip(self.stem.calls, ux, ub):
-                bias = call.bias(b_out)
-                starts.append(b_out if bias is None else b_out + bias)
-                steps.append(x_out.detach() - b_out)
-        sums = [torch.empty_like(t) for t in steps]
+        with torch.enable_grad():  # a sample's stem output is start + c * step: stem(b) + bias + c * stem(x - b)
+            diffs = tuple((x - b).detach().requires_grad_() for x, b in zip(inputs, base))
+            u = self.stem.without_bias(diffs)
+        steps = [t.detach() for t in u]
+        with torch.no_grad():  # no more than three stem-output-sized tensors per call: steps, starts, sums
+            starts = self.stem.without_bias(tuple(b.contiguous() for b in base))
+            for call, first in zip(self.stem.calls, starts):
+                bias = call.bias(first)
+                if bias is not None:
+                    first.add_(bias)
+        sums = [torch.zeros_like(t) for t in steps]
         for start in range(0, n, per_pass):
             stop = min(start + per_pass, n)
             ci = torch.arange(start, stop, device=device).repeat_interleave(n_samples)
@@ -132,13 +136,15 @@ class GradientShap:
             with torch.enable_grad():
                 logits = self.stem.forward(tuple(x[start:stop] for x in inputs), z, n_samples)
                 chosen = logits.gather(1, target.index_select(0, ci)[:, None])
-                grads = torch.autograd.grad(torch.unbind(chosen), z)
+                grads = torch.autograd.grad(torch.unbind(chosen), z, allow_unused=True)
             for call, total, g in zip(self.stem.calls, sums, grads):
+                if g is None:  # a stem call whose output the logits do not use
+                    continue
                 m = call.rows_per_case
                 for r, i in enumerate(range(start, stop)):  # a case's samples' gradients summed
                     torch.sum(g[r * n_samples * m:(r + 1) * n_samples * m].unflatten(0, (n_samples, m)), dim=0,
                               out=total[i * m:(i + 1) * m])
             del z, grads, chosen, logits
-        total = torch.autograd.grad(ux, leaves, grad_outputs=sums, allow_unused=True)
-        return tuple(torch.zeros_like(x) if t is None else (x - b) * t * 1 / n_samples
-                     for x, b, t in zip(inputs, base, total))
+        total = torch.autograd.grad(u, diffs, grad_outputs=sums, allow_unused=True)
+        return tuple(torch.zeros_like(d) if t is None else d.detach() * t * 1 / n_samples
+                     for d, t in zip(diffs, total))

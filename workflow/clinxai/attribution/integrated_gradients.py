@@ -8,8 +8,9 @@ gradient sum_k w_k stem^T(g_k) is stem^T(sum_k w_k g_k): one transposed pass per
 demo's sizes the first convolution and its input gradient are 42 % of a glioma forward + backward pass, 49 % of a knee
 one and 24 % of the synthetic DenseNet's, all but one n_steps-th of which this saves. The maps equal captum's up to
 float rounding (the sums are taken in the stem's output instead of the input; tests/test_integrated_gradients.py).
-Where the model has no such stem (clinxai.attribution.linear_stem), extra forward arguments are given or a
-convergence delta is asked for, captum's IntegratedGradients runs, and `implementation` says which one did.
+Where the model has no such stem (clinxai.attribution.linear_stem), the inputs are not of the shape the stem was
+found on, no target is given, extra forward arguments are given or a convergence delta is asked for, captum's
+IntegratedGradients runs, and `implementation` says which one computed the last call's maps.
 """
 
 from __future__ import annotations
@@ -24,40 +25,45 @@ class IntegratedGradients:
     """captum's IntegratedGradients (attribute's arguments, gausslegendre or any of captum's approximations,
     internal_batch_size) with the stem's forward and backward run once per case."""
 
+    THROUGH_STEM = "clinxai, linear stem once per case"
+
     def __init__(self, model: nn.Module):
         import captum.attr as ca
 
         self.model = model
         self.captum = ca.IntegratedGradients(model)
         self.stem: LinearStem | None = None
-        self.implementation = "captum"
+        self.implementation = "captum"  # what computed the last call's maps
 
-    def prepare(self, example: tuple | None) -> None:
+    def prepare_for_inputs(self, example: tuple | None) -> None:
         """Find the stem on one case's inputs (explain calls this once per model and method)."""
         if example is not None:
             self.stem = LinearStem.find(self.model, example)
-            self.implementation = "clinxai, linear stem once per case" if self.stem else "captum (no linear stem)"
+            self.implementation = self.THROUGH_STEM if self.stem else "captum (no linear stem)"
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps: int = 50,
                   method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False):
-        if self.stem is None or additional_forward_args is not None or return_convergence_delta:
-            return self.captum.attribute(inputs, baselines=baselines, target=target,
-                                         additional_forward_args=additional_forward_args, n_steps=n_steps,
-                                         method=method, internal_batch_size=internal_batch_size,
-                                         return_convergence_delta=return_convergence_delta)
         from captum._utils.common import _format_output, _is_tuple
         from captum.attr._utils.approximation_methods import approximation_parameters
         from captum.attr._utils.common import _format_input_baseline, _validate_input
 
         is_tuple = _is_tuple(inputs)
         xs, bs = _format_input_baseline(inputs, baselines)
+        if (self.stem is None or not self.stem.fits(xs) or target is None or additional_forward_args is not None
+                or return_convergence_delta):  # what the stem path does not cover: captum's (it decides on target)
+            self.implementation = "captum" if self.stem is not None else self.implementation
+            return self.captum.attribute(inputs, baselines=baselines, target=target,
+                                         additional_forward_args=additional_forward_args, n_steps=n_steps,
+                                         method=method, internal_batch_size=internal_batch_size,
+                                         return_convergence_delta=return_convergence_delta)
+        self.implementation = self.THROUGH_STEM
         _validate_input(xs, bs, n_steps, method)
         step_sizes_func, alphas_func = approximation_parameters(method)
         step_sizes, alphas = step_sizes_func(n_steps), alphas_func(n_steps)
         n, device, calls = xs[0].shape[0], xs[0].device, self.stem.calls
         per_pass = n_steps if internal_batch_size is None else max(1, internal_batch_size // n)  # captum's steps
-        target = torch.as_tensor(target if target is not None else 0, device=device).reshape(-1).expand(n)
+        target = torch.as_tensor(target, device=device).reshape(-1).expand(n)
 
         with torch.enable_grad():
             diffs = tuple((x - b).detach().requires_grad_() for x, b in zip(xs, bs))  # captum's (input - baseline)
@@ -84,9 +90,11 @@ class IntegratedGradients:
                 z.append(zi.requires_grad_())
             with torch.enable_grad():
                 chosen = self.stem.forward(xs, z, k).gather(1, target.repeat(k)[:, None])
-                grads = torch.autograd.grad(torch.unbind(chosen), z)
+                grads = torch.autograd.grad(torch.unbind(chosen), z, allow_unused=True)
             weights = torch.tensor(w).float().tolist()  # captum's float32 step sizes
             for total, g in zip(sums, grads):
+                if g is None:  # a stem call whose output the logits do not use
+                    continue
                 rows = total.shape[0]
                 for j, wj in enumerate(weights):
                     total.add_(g[j * rows:(j + 1) * rows], alpha=wj)

@@ -6,15 +6,23 @@ GradientShap's b + a(x - b) with a baseline drawn per sample — can evaluate th
 over samples of stem^T(g) is stem^T of the sum). `LinearStem.find` finds the stem calls on one case (their input is a
 model input, or a contiguous view of one whose rows are blocks of the input's rows, as the knee encoders' reshape of
 a view's slices) and checks that the model reaches its output only through them: in the substituted pass the
-model's inputs are NaN, and its logits must equal the model's own. None where a model reads its input otherwise.
+model's inputs are NaN, its logits must equal the model's own on three points of the ray (a = 1, 0.375, 0), and
+the input gradient taken through the stem must equal the model's own (which also catches in-place operations on the
+stem's output and checkpointed stems). None where a model reads its input otherwise, or the check fails. A finite
+check cannot see every model: one that gates on its input's values (a comparison, `where`, a Python branch) in a way
+those points do not reveal would be computed wrongly — the pipeline's networks do not; a model of your own that does
+can run captum's class with `heatmaps.batching.fast: false`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from torch import nn
+
+log = logging.getLogger("clinxai.heatmaps")
 
 LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -57,14 +65,22 @@ class StemCall:
     def bias(self, out: torch.Tensor) -> torch.Tensor | None:
         """The bias, shaped to add to an output like `out`."""
         b = None if self.module.bias is None else self.module.bias.detach()
-        return None if b is None else b.view(-1, *[1] * (out.dim() - 2)) if out.dim() > 2 else b
+        if b is None or isinstance(self.module, nn.Linear):  # a linear layer's bias is on the last dimension
+            return b
+        return b.view(-1, *[1] * (out.dim() - 2))
 
 
 class LinearStem:
     """The stem calls of a model, in call order."""
 
-    def __init__(self, model: nn.Module, calls: list[StemCall]):
+    def __init__(self, model: nn.Module, calls: list[StemCall], example: tuple):
         self.model, self.calls = model, calls
+        self.case_shapes = [tuple(x.shape[1:]) for x in example]  # what the calls' reshapes were found on
+
+    def fits(self, xs: tuple) -> bool:
+        """Inputs of the example's shape (a case's shape decides how a call reshapes it)."""
+        return len(xs) == len(self.case_shapes) and all(
+            isinstance(x, torch.Tensor) and tuple(x.shape[1:]) == s for x, s in zip(xs, self.case_shapes))
 
     @classmethod
     def find(cls, model: nn.Module, example: tuple | None) -> LinearStem | None:
@@ -75,9 +91,10 @@ class LinearStem:
         example = tuple(t.detach() for t in example)
         try:
             calls = cls._calls(model, example)
-            stem = cls(model, calls) if calls else None
+            stem = cls(model, calls, example) if calls else None
             return stem if stem is not None and stem._check(example) else None
-        except Exception:  # any model this cannot follow runs without the stem
+        except Exception as err:  # any model this cannot follow runs without the stem
+            log.debug("no linear stem: %s: %s", type(err).__name__, err)
             return None
 
     @staticmethod
@@ -101,18 +118,38 @@ class LinearStem:
         return found
 
     def _check(self, xs: tuple) -> bool:
-        """The model through the stem on two points of the ray a * x equals the model itself."""
-        alphas = (1.0, 0.375)
-        with torch.no_grad():
-            direct = torch.cat([self.model(*(a * x for x in xs)) for a in alphas])
+        """On three points of the ray a * x, the logits through the stem equal the model's, and so does the input
+        gradient of their sum (taken as the methods take it: the stem's outputs as leaves, then stem^T)."""
+        alphas = (1.0, 0.375, 0.0)
+        with torch.enable_grad():
+            points = tuple(torch.cat([a * x for a in alphas]).requires_grad_() for x in xs)
+            direct = self.model(*points)
+            if direct.dim() != 2:  # the methods select a class per row of 2-D logits
+                return False
+            grad_direct = torch.autograd.grad(direct.sum(), points, allow_unused=True)
+            leaves = tuple(x.detach().requires_grad_() for x in xs)
+            u = self.without_bias(leaves)
             outs = []
-            for call in self.calls:
-                u = call.without_bias(xs[call.index])
-                b = call.bias(u)
-                outs.append(torch.cat([u * a if b is None else torch.add(b, u, alpha=a) for a in alphas]))
+            for call, ui in zip(self.calls, u):
+                b, ud = call.bias(ui), ui.detach()
+                outs.append(torch.cat([ud * a if b is None else torch.add(b, ud, alpha=a) for a in alphas])
+                            .requires_grad_())
             through = self.forward(xs, outs, len(alphas))
+            g = torch.autograd.grad(through.sum(), outs, allow_unused=True)
+            sums = [torch.zeros_like(o[:ui.shape[0]]) if gi is None else gi.unflatten(0, (len(alphas), -1)).sum(0)
+                    for o, ui, gi in zip(outs, u, g)]
+            grad_through = torch.autograd.grad(u, leaves, grad_outputs=sums, allow_unused=True)
+        direct, through = direct.detach(), through.detach()
         scale = float(direct.abs().max().clamp(min=1.0))
-        return bool(torch.isfinite(through).all()) and torch.allclose(through, direct, rtol=1e-4, atol=1e-5 * scale)
+        if not (bool(torch.isfinite(through).all()) and torch.allclose(through, direct, rtol=1e-4, atol=1e-5 * scale)):
+            return False
+        for gd, gt, x in zip(grad_direct, grad_through, xs):
+            gd = torch.zeros((len(alphas), *x.shape[1:]), dtype=x.dtype, device=x.device) if gd is None else gd
+            gd = gd.unflatten(0, (len(alphas), -1)).sum(0)  # the points' gradients summed, as the stem's were
+            gt = torch.zeros_like(x) if gt is None else gt
+            if not torch.allclose(gt, gd, rtol=1e-4, atol=1e-5 * float(gd.abs().max().clamp(min=1e-30))):
+                return False
+        return True
 
     def without_bias(self, xs: tuple) -> list[torch.Tensor]:
         """Each call's output for the inputs xs (cases first), without the bias."""
@@ -123,6 +160,7 @@ class LinearStem:
         of computing it; the model's inputs are NaN, so an input read anywhere else shows in the logits."""
         queue = iter(outputs)
         patched = {id(c.module): c.module for c in self.calls}
+        own = {k: m.__dict__.get("forward") for k, m in patched.items()}  # a forward set on the instance, kept
 
         def returns_next(*_args, **_kwargs):
             return next(queue)
@@ -134,5 +172,8 @@ class LinearStem:
                                                                                          *x.shape[1:]) for x in xs)
             return self.model(*dummy)
         finally:
-            for m in patched.values():
-                del m.forward
+            for k, m in patched.items():
+                if own[k] is None:
+                    del m.forward
+                else:
+                    m.forward = own[k]
