@@ -104,7 +104,28 @@ class _ScalesFirst(nn.Module):
         return self.fc(torch.relu(self.conv(torch.tanh(x))).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("net", [_ReadsInputTwice, _ScalesFirst])
+class _GatesOnNonZero(nn.Module):  # NaN != 0 is True: only the ray's point 0 shows the gate
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc((torch.relu(self.conv(x)) * (x != 0).any(1, keepdim=True)).mean(dim=(2, 3)))
+
+
+class _Checkpointed(nn.Module):  # recomputes the stem in the backward pass, after the substitution has ended
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        from torch.utils.checkpoint import checkpoint
+
+        h = checkpoint(lambda t: torch.relu(self.conv(t)), x, use_reentrant=False)
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("net", [_ReadsInputTwice, _ScalesFirst, _GatesOnNonZero, _Checkpointed])
 def test_a_model_read_other_than_through_a_linear_stem_gets_captums(net):
     torch.manual_seed(0)
     model, x = net().eval(), torch.randn(3, 2, 6, 6)
