@@ -110,16 +110,10 @@ class GradientShap:
         cases' differences from their baselines and one of the baselines; the input gradient as stem^T of the sum of
         a case's samples' gradients, times (x - b) / n_samples (captum's mean of the samples' gradient x (x - b))."""
         n, device = inputs[0].shape[0], inputs[0].device
-        with torch.enable_grad():  # a sample's stem output is start + c * step: stem(b) + bias + c * stem(x - b)
-            diffs = tuple((x - b).detach().requires_grad_() for x, b in zip(inputs, base))
-            u = self.stem.without_bias(diffs)
+        # a sample's stem output is start + c * step: stem(b) + bias + c * stem(x - b); no more than three
+        # stem-output-sized tensors per call (steps, starts, sums)
+        diffs, u, starts = self.stem.on_ray(inputs, base)
         steps = [t.detach() for t in u]
-        with torch.no_grad():  # no more than three stem-output-sized tensors per call: steps, starts, sums
-            starts = self.stem.without_bias(tuple(b.contiguous() for b in base))
-            for call, first in zip(self.stem.calls, starts):
-                bias = call.bias(first)
-                if bias is not None:
-                    first.add_(bias)
         sums = [torch.zeros_like(t) for t in steps]
         for start in range(0, n, per_pass):
             stop = min(start + per_pass, n)
@@ -145,6 +139,5 @@ class GradientShap:
                     torch.sum(g[r * n_samples * m:(r + 1) * n_samples * m].unflatten(0, (n_samples, m)), dim=0,
                               out=total[i * m:(i + 1) * m])
             del z, grads, chosen, logits
-        total = torch.autograd.grad(u, diffs, grad_outputs=sums, allow_unused=True)
-        return tuple(torch.zeros_like(d) if t is None else d.detach() * t * 1 / n_samples
-                     for d, t in zip(diffs, total))
+        total = self.stem.input_gradients(u, diffs, sums)
+        return tuple(d.detach() * t * 1 / n_samples for d, t in zip(diffs, total))  # captum's order

@@ -61,21 +61,11 @@ class IntegratedGradients:
         _validate_input(xs, bs, n_steps, method)
         step_sizes_func, alphas_func = approximation_parameters(method)
         step_sizes, alphas = step_sizes_func(n_steps), alphas_func(n_steps)
-        n, device, calls = xs[0].shape[0], xs[0].device, self.stem.calls
+        n, device = xs[0].shape[0], xs[0].device
         per_pass = n_steps if internal_batch_size is None else max(1, internal_batch_size // n)  # captum's steps
         target = torch.as_tensor(target, device=device).reshape(-1).expand(n)
 
-        with torch.enable_grad():
-            diffs = tuple((x - b).detach().requires_grad_() for x, b in zip(xs, bs))  # captum's (input - baseline)
-            u = self.stem.without_bias(diffs)
-        with torch.no_grad():  # stem(b) + bias: the path's start in the stem's output
-            starts = []
-            for call, ui in zip(calls, u):
-                b = bs[call.index]
-                start = None if isinstance(b, (int, float)) and b == 0 else call.without_bias(
-                    torch.as_tensor(b, dtype=ui.dtype, device=device).expand_as(xs[call.index]).contiguous())
-                bias = call.bias(ui)
-                starts.append(start if bias is None else bias if start is None else start + bias)
+        diffs, u, starts = self.stem.on_ray(xs, bs)
         ud = [t.detach() for t in u]
         sums = [torch.zeros_like(t) for t in ud]
         for first in range(0, n_steps, per_pass):
@@ -99,6 +89,5 @@ class IntegratedGradients:
                 for j, wj in enumerate(weights):
                     total.add_(g[j * rows:(j + 1) * rows], alpha=wj)
             del z, grads, chosen
-        total = torch.autograd.grad(u, diffs, grad_outputs=sums, allow_unused=True)
-        attributions = tuple(torch.zeros_like(d) if t is None else t * d.detach() for t, d in zip(total, diffs))
-        return _format_output(is_tuple, attributions)
+        total = self.stem.input_gradients(u, diffs, sums)
+        return _format_output(is_tuple, tuple(t * d.detach() for t, d in zip(total, diffs)))  # captum's order

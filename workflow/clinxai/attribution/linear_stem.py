@@ -44,12 +44,10 @@ def _view_of(t, x: torch.Tensor) -> bool:
 
 def empty_rows(like: torch.Tensor, rows: int) -> torch.Tensor:
     """An uninitialised tensor of `rows` rows shaped and laid out (channels-last or not) like `like`'s rows."""
-    size = (rows, *like.shape[1:])
-    for fmt in (torch.channels_last, torch.channels_last_3d):
-        if like.dim() == (4 if fmt is torch.channels_last else 5) and like.is_contiguous(memory_format=fmt) \
-                and not like.is_contiguous():
-            return torch.empty(size, dtype=like.dtype, device=like.device, memory_format=fmt)
-    return torch.empty(size, dtype=like.dtype, device=like.device)
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(like.dim())
+    if fmt is None or like.is_contiguous() or not like.is_contiguous(memory_format=fmt):
+        fmt = torch.contiguous_format
+    return torch.empty((rows, *like.shape[1:]), dtype=like.dtype, device=like.device, memory_format=fmt)
 
 
 class StemCall:
@@ -154,6 +152,29 @@ class LinearStem:
     def without_bias(self, xs: tuple) -> list[torch.Tensor]:
         """Each call's output for the inputs xs (cases first), without the bias."""
         return [call.without_bias(xs[call.index]) for call in self.calls]
+
+    def on_ray(self, xs: tuple, baselines: tuple) -> tuple[tuple, list[torch.Tensor], list]:
+        """The ray b + a(x - b) in the stem's output: the differences x - b as leaves (captum's `input - baseline`),
+        each call's stem(x - b) without bias (its graph back to them) and its start stem(b) + bias (None for a zero
+        baseline where the layer has no bias). `baselines`: per input, a number or a tensor broadcastable to it."""
+        with torch.enable_grad():
+            diffs = tuple((x - b).detach().requires_grad_() for x, b in zip(xs, baselines))
+            u = self.without_bias(diffs)
+        starts = []
+        with torch.no_grad():
+            for call, ui in zip(self.calls, u):
+                b = baselines[call.index]
+                start = None if isinstance(b, (int, float)) and b == 0 else call.without_bias(
+                    torch.as_tensor(b, dtype=ui.dtype, device=ui.device).expand_as(xs[call.index]).contiguous())
+                bias = call.bias(ui)
+                starts.append(start if bias is None else bias if start is None else start.add_(bias))
+        return diffs, u, starts
+
+    @staticmethod
+    def input_gradients(u: list[torch.Tensor], diffs: tuple, sums: list[torch.Tensor]) -> tuple:
+        """stem^T of each call's summed output gradients, per input (zeros for an input no call reads)."""
+        total = torch.autograd.grad(u, diffs, grad_outputs=sums, allow_unused=True)
+        return tuple(torch.zeros_like(d) if t is None else t for d, t in zip(diffs, total))
 
     def forward(self, xs: tuple, outputs: list[torch.Tensor], copies: int) -> torch.Tensor:
         """The model on `copies` x the cases of xs, each stem call returning its given output (in call order) instead
