@@ -106,7 +106,7 @@ def _with_stem(model, inputs):
 
 
 def test_through_the_linear_stem_equals_captum_per_case():
-    """Without noise, the samples' stem outputs come from one stem pass of the cases and one of their baselines, and
+    """Without noise, the samples' stem outputs come from one stem pass of x - b and one of the baselines, and
     the input gradient from one transposed pass per case: captum's maps within float rounding."""
     model = model_with_biases(GeneNet3D(3, (12, 12, 8), (4, 8), 16))
     torch.manual_seed(1)
@@ -122,9 +122,10 @@ def test_through_the_linear_stem_equals_captum_per_case():
     base = tuple(torch.randn(3, 3, 16, 16) for _ in range(3))
     for stdevs in (0.0, (0.0, 0.2, 0.0)):  # with noise: the samples are not on the ray, every sample runs whole
         expected = _captum_per_case(knee, views, torch.tensor([1, 0, 1]), base, n_samples=4, stdevs=stdevs)
-        check_maps(_with_stem(knee, views).attribute(views, torch.tensor([1, 0, 1]), base, n_samples=4,
-                                                     stdevs=stdevs, case_seeds=SEEDS[:3], samples_per_pass=8),
-                   expected, False)
+        own = _with_stem(knee, views)
+        check_maps(own.attribute(views, torch.tensor([1, 0, 1]), base, n_samples=4, stdevs=stdevs,
+                                 case_seeds=SEEDS[:3], samples_per_pass=8), expected, False)
+        assert (own.implementation == GradientShap.THROUGH_STEM) == (stdevs == 0.0)  # what computed this call
 
 
 def test_the_stem_runs_once_per_case_not_once_per_sample():
@@ -136,7 +137,7 @@ def test_the_stem_runs_once_per_case_not_once_per_sample():
     stem._conv_forward = lambda *a: convolutions.append(a[0].shape[0]) or real(*a)
     own.attribute(x, torch.tensor([0, 1, 0, 1]), (torch.zeros_like(x[0]),), n_samples=5, case_seeds=SEEDS,
                   samples_per_pass=10)
-    assert convolutions == [4, 4]  # the cases and their baselines, once each (captum's: 20 samples, 4 passes)
+    assert convolutions == [4, 4]  # x - b and the baselines, once each (captum's: 20 samples, 4 passes)
 
 
 def test_the_registry_says_which_methods_batch_cases():
