@@ -294,7 +294,8 @@ def stage_rows(config, task, kind, model, inputs, args, limit_fwd, limit_train) 
     layout = FlatLayout(inputs[0])
     flat = [layout.flatten(x).numpy() for x in inputs]
     labels = np.arange(len(inputs)) % 2
-    predict = Predictor(model, layout, args.device, fast=True)
+    # compiled (truthfulness.compile): the first call compiles, the best of --repeats leaves that out
+    predict = Predictor(model, layout, args.device, fast=True, compile=bool(config["truthfulness"].get("compile")))
     if kind.removal:
         cfg = removal_cfg(config, task)
         rng = np.random.default_rng(0)
@@ -373,6 +374,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-mb", type=float, default=None, help="default: the heatmaps rule's resources.mem_mb")
     ap.add_argument("--methods", nargs="*", default=None, help="a subset of the methods")
     ap.add_argument("--no-stages", action="store_true", help="heatmap methods only (no removal, Shapley, training)")
+    ap.add_argument("--compile", choices=["config", "on", "off"], default="config",
+                    help="torch.compile for the forward-only model (heatmaps.batching.compile, truthfulness.compile): "
+                         "as the config says, or on / off for both")
     ap.add_argument("--out", type=Path, default=Path("results/performance"))
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (3 if args.scale == "demo" else 1)
@@ -381,6 +385,8 @@ def main(argv=None) -> int:
     config = yaml.safe_load(CONFIGS[args.scale].read_text())
     if args.methods:
         config["heatmaps"]["methods"] = args.methods
+    if args.compile != "config":
+        config["heatmaps"]["batching"]["compile"] = config["truthfulness"]["compile"] = args.compile == "on"
     mem = args.mem_mb or config["resources"].get("heatmaps", config["resources"]["default"])["mem_mb"]
     rows = []
     for task in args.tasks or config["tasks"]:

@@ -253,7 +253,9 @@ def removal_cfg(config: dict, task: str) -> dict:
             "replacement": how,
             "neighbourhood_size": r["neighbourhood_size"], "low_quantile": r["low_quantile"],
             "metric": task_setting(config, "truthfulness.metric", task), "batch_size": removal_batch(config, task),
-            "fast": truth["fast"]}
+            "fast": truth["fast"],
+            # only when on: a key added to every job's params would rerun finished jobs
+            **({"compile": True} if truth.get("compile") else {})}
 
 
 def degradation_cfg(config: dict, task: str) -> dict:
@@ -267,7 +269,7 @@ def degradation_cfg(config: dict, task: str) -> dict:
             "sampled": {"low_quantile": removal["low_quantile"]}}.get(how, {})
     return {"steps": d["steps"], "random_orderings": d["random_orderings"], "perturbation": how, **used,
             "max_cases": d["max_cases"], "batch_size": removal_batch(config, task),
-            "fast": config["truthfulness"]["fast"]}
+            "fast": config["truthfulness"]["fast"], **({"compile": True} if config["truthfulness"].get("compile") else {})}
 
 
 def road_reuses_removal(config: dict) -> bool:

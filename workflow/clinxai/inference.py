@@ -86,16 +86,47 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=fmt) if fmt is not None else model
 
 
+def compile_checked(model: nn.Module, example: tuple[torch.Tensor, ...], expected: torch.Tensor):
+    """`torch.compile(model)` (inductor), checked on `example` against the logits `expected`; None, with a warning,
+    where compiling fails (no C++ compiler on a node, an operation inductor cannot trace) or changes the logits.
+    The first call compiles for the example's batch size, the first call of another size once more for any size
+    (dynamo's automatic dynamic shapes); measured on CPU, README "Performance": worth it only for long jobs."""
+    import logging
+
+    log = logging.getLogger("clinxai")
+    try:
+        fast = torch.compile(model)
+        with torch.no_grad():
+            got = fast(*example)
+    except Exception as err:  # noqa: BLE001 - any failure to compile leaves the model as it is
+        log.warning("torch.compile failed (%s: %s): evaluating the model uncompiled (set compile: false to skip "
+                    "the attempt)", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        return None
+    if not torch.allclose(got, expected, atol=1e-4, rtol=1e-4):
+        log.warning("torch.compile changes this model's logits (max difference %.2g): evaluating it uncompiled",
+                    float((got - expected).abs().max()))
+        return None
+    return fast
+
+
+def describe(forward_func) -> str:
+    """What a forward function adds to a method's `implementation`: ", BatchNorm folded", ", compiled"."""
+    return ((", BatchNorm folded" if getattr(forward_func, "folded", False) else "")
+            + (", compiled" if getattr(forward_func, "compiled", False) else ""))
+
+
 class ForwardOnly(nn.Module):
     """A model for work that needs only forward passes (`Predictor`, perturbation methods): BatchNorm folded into
     the convolutions, channels-last weights (`to_channels_last`) and ReLUs in place — about 2x faster on CPU for the
     same outputs up to float rounding. Folding assumes that a BatchNorm registered right after a convolution normalises that
     convolution's output, which holds for the pipeline's networks but need not for a supplied one
     (`bn(conv(x) + skip)`): the logits on `example` are therefore compared with the model's, and where they differ
-    the model itself is used (`folded` False, with a warning)."""
+    the model itself is used (`folded` False, with a warning). `compile`: the result through `torch.compile` as
+    well (`compiled`), checked the same way."""
 
-    def __init__(self, model: nn.Module, example: tuple[torch.Tensor, ...]):
+    def __init__(self, model: nn.Module, example: tuple[torch.Tensor, ...], compile: bool = False):
         super().__init__()
+        self.__dict__["_compiled"] = None  # not a submodule: module walks (the linear stem) see the model once
         # the weights only: converting each input batch too costs a copy (10 % of a glioma demo pass) and gains
         # nothing, the first convolution's output is channels-last either way
         self.model = to_channels_last(fuse_batchnorm(model))
@@ -113,9 +144,12 @@ class ForwardOnly(nn.Module):
                 "evaluating it as given (the model normalises something else than the convolution registered "
                 "before it, or reuses a ReLU's input)", float((plain - folded).abs().max()))
             self.model = model
+            folded = plain
+        self.__dict__["_compiled"] = compile_checked(self.model, example, folded) if compile else None
+        self.compiled = self._compiled is not None
 
     def forward(self, *x):
-        return self.model(*x)
+        return (self.model if self._compiled is None else self._compiled)(*x)
 
 
 class Predictor:
@@ -124,15 +158,16 @@ class Predictor:
     `fast=True` evaluates the model as `ForwardOnly` (BatchNorm folded, channels-last), checked on the first batch.
     """
 
-    def __init__(self, model: nn.Module, layout: FlatLayout, device: str = "cpu", fast: bool = True):
-        self.layout, self.device, self.fast = layout, device, fast
+    def __init__(self, model: nn.Module, layout: FlatLayout, device: str = "cpu", fast: bool = True,
+                 compile: bool = False):
+        self.layout, self.device, self.fast, self.compile = layout, device, fast, compile
         self.model = copy.deepcopy(model).to(device).eval()
 
     @torch.inference_mode()
     def __call__(self, flat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         x = self.layout.unflatten(flat.to(self.device))
         if self.fast and not isinstance(self.model, ForwardOnly):  # folded once, checked on this first batch
-            self.model = ForwardOnly(self.model, x)
+            self.model = ForwardOnly(self.model, x, compile=self.compile)
         prob = torch.softmax(self.model(*x).float(), dim=1).cpu().numpy()
         return prob, prob.argmax(1)
 

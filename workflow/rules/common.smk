@@ -313,7 +313,7 @@ def model_maps_inputs(wc, methods):
 
 def shapley_cfg(task):
     return {
-        **{k: removal_cfg(config, task)[k] for k in ("metric", "batch_size", "fast")},
+        **{k: v for k, v in removal_cfg(config, task).items() if k in ("metric", "batch_size", "fast", "compile")},
         **config["truthfulness"].get("shapley", {}),
     }
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ..inference import describe
+
 
 class Coalitions:
     """Evaluate f on a case with coalitions of features present (rows of a bool matrix), in batches."""
@@ -67,8 +69,7 @@ def _per_case(inputs, target, baselines, feature_mask):
 class _Method:
     def __init__(self, forward_func):
         self.forward = forward_func
-        self.implementation = "clinxai batched" + (", BatchNorm folded" if getattr(forward_func, "folded", False)
-                                                   else "")
+        self.implementation = "clinxai batched" + describe(forward_func)
 
     def attribute(self, inputs, target=None, baselines=0.0, feature_mask=None, perturbations_per_eval=1, **kw):
         as_tuple = isinstance(inputs, tuple)
@@ -145,8 +146,7 @@ class FeaturePermutation:
 
     def __init__(self, forward_func):
         self.forward = forward_func
-        self.implementation = "clinxai batched" + (", BatchNorm folded" if getattr(forward_func, "folded", False)
-                                                   else "")
+        self.implementation = "clinxai batched" + describe(forward_func)
 
     @torch.no_grad()
     def attribute(self, inputs, target=None, feature_mask=None, perturbations_per_eval=1, **kw):

@@ -81,7 +81,8 @@ def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict
     if views is not None and SliceOcclusion.applies(views[0]):
         return SliceOcclusion(*views, windows)
     if example is not None and len(example) == 1:
-        return IncrementalOcclusion([], ForwardOnly(model, example), int(batching.get("perturbations_per_eval", 16)))
+        return IncrementalOcclusion([], ForwardOnly(model, example, compile=bool(batching.get("compile", False))),
+                                    int(batching.get("perturbations_per_eval", 16)))
     return None
 
 
@@ -110,7 +111,7 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
         if method.model_agnostic and example is not None:
             from ..inference import ForwardOnly
 
-            model = ForwardOnly(model, example)
+            model = ForwardOnly(model, example, compile=bool(batching.get("compile", False)))
     cls = getattr(ca, method.captum)
     if batching.get("fast", True) and method.own:
         own = _own_class(method.own)
@@ -169,7 +170,9 @@ def implementation(explainer) -> str:
     themselves; a captum one runs on the model as given or folded (clinxai.inference.ForwardOnly)."""
     if hasattr(explainer, "implementation"):
         return explainer.implementation
-    return "captum" + (", BatchNorm folded" if getattr(getattr(explainer, "forward_func", None), "folded", False) else "")
+    from ..inference import describe
+
+    return "captum" + describe(getattr(explainer, "forward_func", None))
 
 
 def _kwargs(method: Method, params: dict, inputs, masks, batching: dict, gen: torch.Generator | list) -> dict:

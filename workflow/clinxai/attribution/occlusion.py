@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ClinxaiError
+from ..inference import describe
 
 ELEMENTWISE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU,
                nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
@@ -147,8 +148,7 @@ class IncrementalOcclusion:
 
     def __init__(self, chain: list[nn.Module], head: nn.Module, windows_per_batch: int = 128):
         self.chain, self.head, self.batch = list(chain), head, max(1, int(windows_per_batch))
-        self.implementation = "clinxai incremental" if self.chain else "clinxai batched windows" + (
-            ", BatchNorm folded" if getattr(head, "folded", False) else "")
+        self.implementation = "clinxai incremental" if self.chain else "clinxai batched windows" + describe(head)
 
     @torch.inference_mode()
     def attribute(self, inputs, target, sliding_window_shapes, strides=None, baselines=0.0, perturbations_per_eval=None):

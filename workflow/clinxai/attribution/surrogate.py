@@ -24,6 +24,7 @@ from captum._utils.common import _format_output
 from captum.attr._utils.common import _format_input_baseline
 from captum.attr._core.lime import construct_feature_mask
 
+from ..inference import describe
 from .ablation import Coalitions
 
 KERNEL_WIDTH = 1.0  # captum's default kernel: exp(-d^2 / (2 w^2)) of the cosine distance d
@@ -53,7 +54,7 @@ class _OneCaseAtATime:
         self.model = forward_func
         self.from_interp_rep_transform = _coalition
         self.implementation = ("captum draws and fit, clinxai coalition batches"
-                               + (", BatchNorm folded" if getattr(forward_func, "folded", False) else ""))
+                               + describe(forward_func))
 
     @staticmethod
     def supports(model) -> bool:

@@ -106,7 +106,8 @@ def run_degradation(task: str, kind: TaskKind, seed: int, methods: list[str], ch
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     explained = pred.loc[cases, "pred"].to_numpy(int)
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, resolve_device(device),
-                        fast=cfg["fast"])
+                        fast=cfg["fast"],
+                        compile=cfg.get("compile", False))
     tables, shared = {}, {}
     for method, maps_path, out in zip(methods, maps, outputs):
         t0 = time.perf_counter()

@@ -473,7 +473,8 @@ def run_sensitivity(task: str, kind: TaskKind, seed: int, methods: list[str], ch
     removal = None
     if cfg.get("removal"):
         layout = FlatLayout(inputs[0])
-        predict = Predictor(copy.deepcopy(model), layout, dev, fast=cfg["removal"]["fast"])
+        predict = Predictor(copy.deepcopy(model), layout, dev, fast=cfg["removal"]["fast"],
+                            compile=cfg["removal"].get("compile", False))
         removal = _removal(predict, layout, cases, inputs, labels, cfg["removal"], seed)
     sv_cache, tables = {}, {}
     sv_cfg = heat_cfg["supervoxels"]

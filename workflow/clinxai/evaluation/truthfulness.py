@@ -87,7 +87,8 @@ def run_feature_removal(task: str, kind: TaskKind, seed: int, methods: list[str]
     cases, labels, inputs = test_set(kind, data_dir, predictions)
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
-    predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
+    predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, dev, fast=cfg["fast"],
+                        compile=cfg.get("compile", False))
     # the predictions of inputs no map changes (unchanged, every voxel replaced): once per case, not per method
     tables, shared = {}, {}
     for method, maps_path, (out_curves, out_sums) in zip(methods, maps, outputs):
@@ -125,7 +126,8 @@ def run_modality_shapley(task: str, kind: TaskKind, seeds: list[int], checkpoint
         if len(layout.modality_sizes) != len(names):
             raise ClinxaiError(f"{task}: the inputs have {len(layout.modality_sizes)} modalities, expected "
                                f"{len(names)} ({', '.join(names)})")
-        predict = Predictor(load_checkpoint(ckpt, task=task, family=kind.model), layout, dev, fast=cfg["fast"])
+        predict = Predictor(load_checkpoint(ckpt, task=task, family=kind.model), layout, dev, fast=cfg["fast"],
+                        compile=cfg.get("compile", False))
         exact = len(names) <= cfg.get("max_exact", 6)
         perms = None if exact else orderings(len(names), cfg.get("permutations", 200), seed)
         v = subset_performance(predict, layout, [layout.flatten(x).numpy() for x in inputs], labels, cfg["metric"],
@@ -159,7 +161,8 @@ def run_road_removal(task: str, kind: TaskKind, seed: int, methods: list[str], c
     layout = FlatLayout(inputs[0])
     flat_inputs = [layout.flatten(x).numpy() for x in inputs]
     predict = Predictor(load_checkpoint(checkpoint, task=task, family=kind.model), layout, resolve_device(device),
-                        fast=cfg["fast"])
+                        fast=cfg["fast"],
+                        compile=cfg.get("compile", False))
     tables, shared = [], {}
     for method, maps_path in zip(methods, maps):
         flat_maps = [layout.flatten_map(parts) for _, parts, _ in
