@@ -385,8 +385,11 @@ def main(argv=None) -> int:
     config = yaml.safe_load(CONFIGS[args.scale].read_text())
     if args.methods:
         config["heatmaps"]["methods"] = args.methods
-    if args.compile != "config":
+    if args.compile != "config":  # both stages, and over a task's own value
         config["heatmaps"]["batching"]["compile"] = config["truthfulness"]["compile"] = args.compile == "on"
+        for own in (config["heatmaps"]["batching"].get("per_task") or {}).values():
+            if own:
+                own.pop("compile", None)
     mem = args.mem_mb or config["resources"].get("heatmaps", config["resources"]["default"])["mem_mb"]
     rows = []
     for task in args.tasks or config["tasks"]:

@@ -232,7 +232,10 @@ def task_batching(config: dict, task: str) -> dict:
     ones -- a small model fills the CPU only at larger batches, a large one must stay inside its rule's memory."""
     batching = dict(config["heatmaps"]["batching"])
     per_task = batching.pop("per_task", None) or {}
-    return {**batching, **(per_task.get(task) or {})}
+    batching = {**batching, **(per_task.get(task) or {})}
+    if not batching.get("compile", True):  # false as absent: the key would change finished jobs' params
+        del batching["compile"]
+    return batching
 
 
 def removal_batch(config: dict, task: str) -> int:

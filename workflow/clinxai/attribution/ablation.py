@@ -69,7 +69,10 @@ def _per_case(inputs, target, baselines, feature_mask):
 class _Method:
     def __init__(self, forward_func):
         self.forward = forward_func
-        self.implementation = "clinxai batched" + describe(forward_func)
+
+    @property
+    def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
+        return "clinxai batched" + describe(self.forward)
 
     def attribute(self, inputs, target=None, baselines=0.0, feature_mask=None, perturbations_per_eval=1, **kw):
         as_tuple = isinstance(inputs, tuple)
@@ -146,7 +149,10 @@ class FeaturePermutation:
 
     def __init__(self, forward_func):
         self.forward = forward_func
-        self.implementation = "clinxai batched" + describe(forward_func)
+
+    @property
+    def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
+        return "clinxai batched" + describe(self.forward)
 
     @torch.no_grad()
     def attribute(self, inputs, target=None, feature_mask=None, perturbations_per_eval=1, **kw):

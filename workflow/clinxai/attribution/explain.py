@@ -81,8 +81,8 @@ def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict
     if views is not None and SliceOcclusion.applies(views[0]):
         return SliceOcclusion(*views, windows)
     if example is not None and len(example) == 1:
-        return IncrementalOcclusion([], ForwardOnly(model, example, compile=bool(batching.get("compile", False))),
-                                    int(batching.get("perturbations_per_eval", 16)))
+        head = ForwardOnly(model, example, compile=bool(batching.get("compile", False)), inference=True)
+        return IncrementalOcclusion([], head, int(batching.get("perturbations_per_eval", 16)))
     return None
 
 
@@ -111,7 +111,7 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
         if method.model_agnostic and example is not None:
             from ..inference import ForwardOnly
 
-            model = ForwardOnly(model, example, compile=bool(batching.get("compile", False)))
+            model = ForwardOnly(model, example, compile=bool(batching.get("compile", False)), inference=False)
     cls = getattr(ca, method.captum)
     if batching.get("fast", True) and method.own:
         own = _own_class(method.own)

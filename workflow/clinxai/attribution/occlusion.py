@@ -148,7 +148,10 @@ class IncrementalOcclusion:
 
     def __init__(self, chain: list[nn.Module], head: nn.Module, windows_per_batch: int = 128):
         self.chain, self.head, self.batch = list(chain), head, max(1, int(windows_per_batch))
-        self.implementation = "clinxai incremental" if self.chain else "clinxai batched windows" + describe(head)
+
+    @property
+    def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
+        return "clinxai incremental" if self.chain else "clinxai batched windows" + describe(self.head)
 
     @torch.inference_mode()
     def attribute(self, inputs, target, sliding_window_shapes, strides=None, baselines=0.0, perturbations_per_eval=None):

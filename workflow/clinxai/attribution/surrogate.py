@@ -53,8 +53,10 @@ class _OneCaseAtATime:
     def _set_up(self, forward_func):
         self.model = forward_func
         self.from_interp_rep_transform = _coalition
-        self.implementation = ("captum draws and fit, clinxai coalition batches"
-                               + describe(forward_func))
+
+    @property
+    def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
+        return "captum draws and fit, clinxai coalition batches" + describe(self.model)
 
     @staticmethod
     def supports(model) -> bool:
