@@ -16,8 +16,8 @@ from clinxai.attribution.explain import build, explain
 from clinxai.attribution.registry import METHODS
 from clinxai.config import degradation_cfg, removal_cfg, task_batching
 from clinxai.inference import FlatLayout, ForwardOnly, Predictor
-from clinxai.models import GeneNet3D
 from clinxai.tasks import kind_of
+from test_ablation import _model  # a GeneNet with BatchNorm statistics that folding must carry
 
 DEMO = yaml.safe_load(open("config/config.yaml"))
 PAPER = yaml.safe_load(open("config/paper.yaml"))
@@ -40,16 +40,6 @@ class Counted:
             return model(*x)
 
         return run
-
-
-def _model():
-    torch.manual_seed(0)
-    model = GeneNet3D(2, (8, 8, 8), (4, 8), 8).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm3d):
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2)
-    return model
 
 
 @needs_compiler

@@ -66,13 +66,19 @@ def _per_case(inputs, target, baselines, feature_mask):
                tuple(m[sel:sel + 1] for m in masks), int(targets[i if len(targets) > 1 else 0]))
 
 
-class _Method:
+class _OnForward:
+    """A method evaluated through a forward function (the model, BatchNorm folded and maybe compiled)."""
+
     def __init__(self, forward_func):
         self.forward = forward_func
 
     @property
     def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
         return "clinxai batched" + describe(self.forward)
+
+
+class _Method(_OnForward):
+    """FeatureAblation and ShapleyValueSampling: each case's coalitions of its features, batched."""
 
     def attribute(self, inputs, target=None, baselines=0.0, feature_mask=None, perturbations_per_eval=1, **kw):
         as_tuple = isinstance(inputs, tuple)
@@ -140,19 +146,12 @@ def permutation_draws(masks: tuple, n: int, per_eval: int) -> tuple[list, dict]:
     return ids, perms
 
 
-class FeaturePermutation:
+class FeaturePermutation(_OnForward):
     """captum.attr.FeaturePermutation(forward_func).attribute with a feature mask, batched: score of feature k for
     case c = f(x)[c, t_c] - f(x with feature k's voxels taken from the cases in a random order)[c, t_c], written to
     the feature's voxels. captum's draws in its order for the same `perturbations_per_eval` (permutation_draws);
     the permuted copies of about `perturbations_per_eval` samples (copies x cases) per forward pass, the unpermuted
     cases in the first, each batch of copies built in one tensor operation per input."""
-
-    def __init__(self, forward_func):
-        self.forward = forward_func
-
-    @property
-    def implementation(self) -> str:  # read when asked: a compiled model may fall back to uncompiled mid-job
-        return "clinxai batched" + describe(self.forward)
 
     @torch.no_grad()
     def attribute(self, inputs, target=None, feature_mask=None, perturbations_per_eval=1, **kw):
