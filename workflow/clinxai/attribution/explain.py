@@ -60,6 +60,30 @@ def gradcam_layer(model: nn.Module, kind: TaskKind, which: str = "last") -> nn.M
     return MODEL_FAMILIES[kind.model].gradcam_layer(model, which)
 
 
+def layer_chain(model: nn.Module, kind: TaskKind):
+    """(layers, head) of the model's family (clinxai.models) if incremental inference handles every layer."""
+    from ..models import MODEL_FAMILIES
+    from .occlusion import supported
+
+    family = MODEL_FAMILIES.get(kind.model)
+    split = family.chain(model) if family else None
+    return split if split is not None and supported(split[0]) else None
+
+
+def forward_only_copy(forward, given: nn.Module) -> nn.Module:
+    """The model a ForwardOnly evaluates (BatchNorm folded if that was exact, ReLUs in place), in the default
+    memory layout; the model as given for anything else."""
+    from ..inference import ForwardOnly, fuse_batchnorm
+
+    if not isinstance(forward, ForwardOnly) or not forward.folded:
+        return given
+    model = fuse_batchnorm(given)
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = True
+    return model
+
+
 def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict, example: tuple | None = None):
     """clinxai's Occlusion (clinxai.attribution.occlusion) for a method that occludes local windows, unless config
     switches it off (`incremental_windows: 0`): by incremental inference where the model's family names its layer
@@ -67,15 +91,15 @@ def incremental(method: Method, model: nn.Module, kind: TaskKind, batching: dict
     through the whole (BatchNorm-folded) model; None otherwise (captum's)."""
     from ..inference import ForwardOnly
     from ..models import MODEL_FAMILIES
-    from .occlusion import IncrementalOcclusion, supported
+    from .occlusion import IncrementalOcclusion
     from .occlusion_slices import SliceOcclusion
 
     windows = int(batching.get("incremental_windows", 128))
     if not method.local_window or windows <= 0:
         return None
     family = MODEL_FAMILIES.get(kind.model)
-    split = family.chain(model) if family else None
-    if split is not None and supported(split[0]):
+    split = layer_chain(model, kind)
+    if split is not None:
         return IncrementalOcclusion(*split, windows)
     views = family.slices(model) if family else None
     if views is not None and SliceOcclusion.applies(views[0]):
@@ -104,6 +128,7 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
     import captum.attr as ca
 
     batching = batching or {}
+    given = model
     if batching.get("fast", True):
         fast = incremental(method, model, kind, batching, example)
         if fast is not None:
@@ -126,6 +151,12 @@ def build(method: Method, model: nn.Module, kind: TaskKind, layer: str = "last",
 
         return cls(model, interpretable_model=getattr(linear_model, method.surrogate)())
     explainer = cls(model)
+    if hasattr(explainer, "use_chain") and int(batching.get("incremental_windows", 128)) > 0:
+        # coalitions by incremental inference where a case's features are small, on the model the batched path
+        # uses (BatchNorm folded where ForwardOnly found that exact), weights in the default layout (the boxes are)
+        chain = layer_chain(forward_only_copy(model, given), kind)
+        if chain is not None:
+            explainer.use_chain(*chain, int(batching.get("incremental_features", 4)))
     if hasattr(explainer, "prepare_for_inputs"):  # an own class that looks at one case's inputs first (linear stem)
         explainer.prepare_for_inputs(example)
     return explainer

@@ -110,19 +110,24 @@ def _place(into: torch.Tensor, patch: torch.Tensor, rel: np.ndarray) -> None:
             into[(idx, slice(None)) + dst] = patch[(idx, slice(None)) + src]
 
 
-def _windowed(mod, geometry, base_in: torch.Tensor, n_out, patch: torch.Tensor, starts: np.ndarray):
-    """One convolution or pooling layer on every window's patch: the output patch and its starts."""
+def window_math(geometry, size, starts: np.ndarray, n_out):
+    """For boxes of `size` at `starts` (boxes x dims) in a windowed layer's input: the output boxes' starts they
+    change, and the input context (starts in the padded input's coordinates, one size) those outputs read."""
     k, st, p = (np.array(v) for v in geometry)
-    size = np.array(patch.shape[2:])
-    n_out = np.array(n_out)
+    size, n_out = np.array(size), np.array(n_out)
     lo = np.maximum(-((-(starts - k + 1 + p)) // st), 0)        # first output touched by the box
     hi = np.minimum((starts + size - 1 + p) // st + 1, n_out)    # one past the last
     # at least one output: a batch whose boxes no output reads (a pooling floor, a kernel below its stride) still
     # yields a valid (unchanged) patch
     size_out = np.minimum(np.maximum((hi - lo).max(axis=0), 1), n_out)
     out_starts = np.clip(lo, 0, n_out - size_out)
-    ctx_starts = out_starts * st                                 # in the padded input's coordinates
-    ctx_size = (size_out - 1) * st + k
+    return out_starts, out_starts * st, (size_out - 1) * st + k
+
+
+def _windowed(mod, geometry, base_in: torch.Tensor, n_out, patch: torch.Tensor, starts: np.ndarray):
+    """One convolution or pooling layer on every window's patch: the output patch and its starts."""
+    k, st, p = (np.array(v) for v in geometry)
+    out_starts, ctx_starts, ctx_size = window_math(geometry, patch.shape[2:], starts, n_out)
     padded = F.pad(base_in, [int(v) for v in p[::-1] for _ in (0, 1)]) if p.any() else base_in
     ctx = _gather(padded, ctx_starts, ctx_size)
     _place(ctx, patch, starts + p - ctx_starts)
