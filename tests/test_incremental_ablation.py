@@ -68,7 +68,7 @@ def test_equals_captum_with_tensor_baselines(name, kw, rows):
     torch.manual_seed(5)
     got = method.attribute(x, target=torch.tensor([1, 0]), baselines=base, feature_mask=mask,
                            perturbations_per_eval=16, **kw)
-    assert method.implementation == "clinxai incremental"
+    assert method.implementation == f"clinxai incremental ({rows} per batch)"
     _close(got, expected)
 
 
@@ -110,7 +110,7 @@ def test_a_mixed_call_says_both():
     mask[1] = torch.from_numpy(np.random.default_rng(0).integers(0, 5, size=mask[1].shape))  # boxes of everything
     method = _incremental("FeatureAblation", model)
     got = method.attribute(x, target=0, feature_mask=mask, perturbations_per_eval=8)
-    assert method.implementation == "clinxai incremental and clinxai batched"
+    assert method.implementation == "clinxai incremental (4 per batch) and clinxai batched"
     _close(got, ca.FeatureAblation(model).attribute(x, target=0, feature_mask=mask))
 
 
@@ -183,8 +183,11 @@ def test_explain_uses_the_chain_unless_switched_off():
     assert on.boxed is not None and off.boxed is None
     masks = [_blocks(1)[0].numpy() for _ in range(2)]
     inputs = [(torch.randn(1, 3, *GRID),) for _ in range(2)]
+    used = []
     runs = [explain(model, kind, "ShapleyValueSampling", ["a", "b"], inputs, [0, 1], masks, 10, {"n_samples": 2},
-                    {"perturbations_per_eval": 8, "incremental_windows": w})[0] for w in (128, 0)]
+                    {"perturbations_per_eval": 8, "incremental_windows": w, "incremental_features": 2},
+                    used=used)[0] for w in (128, 0)]
+    assert used[0] == "clinxai incremental (2 per batch)" and used[1].startswith("clinxai batched")
     for own, ref in zip(*runs):  # the same seeded orders per case: the same maps
         a, b = (torch.from_numpy(np.stack(m)) for m in (own, ref))
         _close(a, b)

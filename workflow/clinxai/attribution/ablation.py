@@ -16,7 +16,7 @@ are small against the input (the paper's 50 per 128^3 channel, boxes of ~4 % of 
 coalitions by incremental inference instead (clinxai.attribution.incremental_chain): FeatureAblation recomputes each
 layer only inside the removed supervoxel's box from the case's activations, ShapleyValueSampling inside the added
 supervoxel's box from the previous step's, every order's state kept per row. The same formulas and draws; equal
-within float tolerance (tests/test_ablation.py).
+within float tolerance (tests/test_incremental_ablation.py).
 """
 
 from __future__ import annotations
@@ -112,17 +112,24 @@ class _Method(_OnForward):
         batched = "clinxai batched" + describe(self.forward)
         if "incremental" not in self.ran:
             return batched
-        return "clinxai incremental" + (" and " + batched if "batched" in self.ran else "")
+        return f"clinxai incremental ({self.rows} per batch)" + (" and " + batched if "batched" in self.ran else "")
 
-    def _boxes(self, c: Coalitions):
-        """The features' boxes (feature_boxes) if this case's coalitions run through the chain, else None."""
+    def _boxes(self, c: Coalitions, mixed: bool):
+        """The features' boxes (feature_boxes) if this case's coalitions run through the chain, else None. A batch's
+        box is the largest extent of its members': FeatureAblation's batches hold boxes of similar size (the 75th
+        percentile stands for them), ShapleyValueSampling's (`mixed`) random features of the orders (the median
+        over 64 groups drawn here of their largest extent, from a generator of its own: captum's draws untouched)."""
         if self.boxed is None or len(c.x) != 1:
             self.ran.add("batched")
             return None
         starts, ends = feature_boxes(c.masks[0], c.n)
         extents = (ends - starts)[(ends > starts).all(axis=1)]
-        if not len(extents) or self.boxed.relative_cost(c.x[0].shape[1:],
-                                                        np.percentile(extents, 75, axis=0)) >= PAYS_BELOW:
+        if len(extents) and mixed:
+            groups = np.random.default_rng(0).integers(0, len(extents), size=(64, min(self.rows, len(extents))))
+            typical = np.median(extents[groups].max(axis=1), axis=0)
+        elif len(extents):
+            typical = np.percentile(extents, 75, axis=0)
+        if not len(extents) or self.boxed.relative_cost(c.x[0].shape[1:], typical) >= PAYS_BELOW:
             self.ran.add("batched")
             return None
         self.ran.add("incremental")
@@ -150,7 +157,7 @@ class FeatureAblation(_Method):
 
     def _one(self, c: Coalitions, draws):
         ids = torch.unique(torch.cat([m.reshape(-1) for m in c.masks])).cpu()  # as captum, no pass for absent ids
-        boxes = self._boxes(c)
+        boxes = self._boxes(c, mixed=False)
         if boxes is not None:
             return self._incremental(c, ids, *boxes)
         present = torch.ones(len(ids) + 1, c.n, dtype=torch.bool)
@@ -166,7 +173,7 @@ class FeatureAblation(_Method):
         features of similar box size share a batch (its box is the largest extent per axis)."""
         x, base, mask = c.x[0], c.base[0], c.masks[0]
         state = self.boxed.state(x)
-        f_x = self.boxed.head(state.out)[0, c.target].float()
+        f_x = self.boxed.reference(state)[0, c.target].float()
         scores = torch.zeros(c.n, device=x.device)
         order = ids[np.argsort((ends - starts)[ids.numpy()].prod(axis=1), kind="stable")]
         for lo in range(0, len(order), self.rows):
@@ -186,7 +193,7 @@ class ShapleyValueSampling(_Method):
         return [torch.randperm(n) for _ in range(int(n_samples))]  # captum's draws, in its order
 
     def _one(self, c: Coalitions, orders):
-        boxes = self._boxes(c)
+        boxes = self._boxes(c, mixed=True)
         if boxes is not None:
             return self._incremental(c, orders, *boxes)
         first = torch.ones(c.n, c.n, dtype=torch.bool).tril()  # step s: the first s + 1 features of an order
@@ -205,7 +212,7 @@ class ShapleyValueSampling(_Method):
         x, base, mask = c.x[0], c.base[0], c.masks[0]
         empty = torch.from_numpy((ends <= starts).any(axis=1))  # a feature this case lacks adds nothing
         start = self.boxed.state(base.expand_as(x).contiguous())
-        f_none = self.boxed.head(start.out)[0, c.target].float()
+        f_none = self.boxed.reference(start)[0, c.target].float()
         rows = max(1, min(len(orders), self.rows, STATE_BYTES // max(1, start.nbytes)))
         scores = torch.zeros(c.n, device=x.device)
         for lo in range(0, len(orders), rows):

@@ -147,12 +147,17 @@ class BoxedChain:
         if dense is None:
             if write:
                 place_rows(state.out, patch, starts)
-                dense = state.out
+                dense = state.out.clone()  # the head may work in place (a ReLU first): never on the state
             else:
                 dense = _dense(state.out, patch, starts)
         elif write:
             state.out.copy_(dense)
         return self.head(dense)
+
+    def reference(self, state: ChainState) -> torch.Tensor:
+        """The head's output for the state's own input (a copy of the chain's output: the head may work in place)."""
+        with torch.inference_mode():
+            return self.head(state.out.clone())
 
     def relative_cost(self, shape, size) -> float:
         """Multiply-adds of the chain's convolutions on one box of `size` (per spatial axis) in an input of `shape`
@@ -183,7 +188,7 @@ class BoxedChain:
 def feature_boxes(mask: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per feature id 0..n-1 of `mask` (1 x C x spatial, ids), the bounding box of its voxels over the spatial axes
     (any channel): starts and ends (n x dims); a feature without voxels gets an empty box (start = end = 0)."""
-    ids = mask.reshape(mask.shape[1], -1).long()
+    ids = mask.reshape(mask.shape[1], -1).long().cpu()  # boxes are small bookkeeping: on the CPU, for numpy
     spatial = mask.shape[2:]
     starts, ends = np.zeros((n, len(spatial)), np.int64), np.zeros((n, len(spatial)), np.int64)
     present = torch.bincount(ids.reshape(-1), minlength=n)[:n] > 0
