@@ -21,12 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .occlusion import DENSE_FROM, _geometry, window_math
-
-
-def _pad(a: torch.Tensor, geo) -> torch.Tensor:
-    p = geo[2]
-    return F.pad(a, [int(v) for v in p[::-1] for _ in (0, 1)]) if any(p) else a
+from .occlusion import DENSE_FROM, _geometry, pad_as, window_math
 
 
 def _apply(mod: nn.Module, geo, padded: torch.Tensor) -> torch.Tensor:
@@ -103,7 +98,7 @@ class BoxedChain:
             if geo is None:
                 a = mod(a.clone() if a is x and getattr(mod, "inplace", False) else a)  # never into the input
             else:
-                saved.append(_pad(a, geo))
+                saved.append(pad_as(a, geo))
                 a = _apply(mod, geo, saved[-1])
         return ChainState(x, saved, a)
 
@@ -125,7 +120,7 @@ class BoxedChain:
             stored = next(saved)
             pad = np.array(geo[2])
             if dense is not None:
-                padded = _pad(dense, geo)
+                padded = pad_as(dense, geo)
                 if write:
                     stored.copy_(padded)
                 dense = _apply(mod, geo, padded)

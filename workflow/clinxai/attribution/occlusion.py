@@ -124,12 +124,17 @@ def window_math(geometry, size, starts: np.ndarray, n_out):
     return out_starts, out_starts * st, (size_out - 1) * st + k
 
 
+def pad_as(a: torch.Tensor, geometry) -> torch.Tensor:
+    """A windowed layer's input zero-padded as the layer pads it (itself where the layer does not pad)."""
+    p = geometry[2]
+    return F.pad(a, [int(v) for v in p[::-1] for _ in (0, 1)]) if any(p) else a
+
+
 def _windowed(mod, geometry, base_in: torch.Tensor, n_out, patch: torch.Tensor, starts: np.ndarray):
     """One convolution or pooling layer on every window's patch: the output patch and its starts."""
     k, st, p = (np.array(v) for v in geometry)
     out_starts, ctx_starts, ctx_size = window_math(geometry, patch.shape[2:], starts, n_out)
-    padded = F.pad(base_in, [int(v) for v in p[::-1] for _ in (0, 1)]) if p.any() else base_in
-    ctx = _gather(padded, ctx_starts, ctx_size)
+    ctx = _gather(pad_as(base_in, geometry), ctx_starts, ctx_size)
     _place(ctx, patch, starts + p - ctx_starts)
     if isinstance(mod, (nn.Conv2d, nn.Conv3d)):
         conv = F.conv3d if ctx.dim() == 5 else F.conv2d
